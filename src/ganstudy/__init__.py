@@ -1,0 +1,1 @@
+"""ganstudy: reproducible GAN studies."""

@@ -1,0 +1,211 @@
+"""Typed, frozen, validated configuration: one model per ``params.yaml`` section, one loader.
+
+``params.yaml`` is the only home of values; stages load the section they declare in ``dvc.yaml``
+and receive paths as arguments. Unknown keys and impossible values are one-line errors.
+"""
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ganstudy.errors import GanstudyError
+
+PARAMS_FILE = "params.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveInt = Field(gt=0)
+Probability = Field(ge=0.0, le=1.0)
+
+
+class StudyConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")  # MLflow experiment "ganstudy/<name>"
+    variants: list[str] = Field(min_length=1)  # keys of the `variants` section
+    seeds: list[int] = Field(min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError("seeds must be unique non-negative integers")
+        return seeds
+
+
+class PathsConfig(Section):
+    raw: str
+    processed: str
+    augmented: str
+    reference: str
+    models: str
+    metrics: str
+    report: str
+
+
+class DownloadConfig(Section):
+    dataset: str  # a name from `ganstudy datasets`
+    source: Literal["auto", "offline", "download"] = "auto"  # auto: installed copy if present
+    local_file: str | None = None  # a user-supplied archive (e.g. a MedMNIST .npz); None = fetch
+    size: int = Field(default=28, gt=0)  # MedMNIST resolution: 28, 64, 128 or 224
+
+
+class PreprocessConfig(Section):
+    image_size: int = Field(ge=8, le=1024)  # pixels, square; resized with antialiasing
+    val_fraction: float = Field(gt=0.0, lt=0.5)  # of train, when there is no official val split
+    test_fraction: float = Field(gt=0.0, lt=0.5)  # of all, when there is no official test split
+    n_per_class: int | None = Field(default=None, gt=0)  # low-data subsample of train; None = all
+    classes: list[int] | None = None  # keep only these class indices; None = all
+    seed: int = Field(ge=0)
+
+
+class AugmentConfig(Section):
+    copies: int = Field(ge=0, le=100)  # augmented copies per training image; 0 = originals only
+    rotation_deg: float = Field(ge=0.0, le=180.0)  # uniform in [-deg, deg]
+    translate: float = Field(ge=0.0, lt=1.0)  # max shift as a fraction of the image side
+    scale: tuple[float, float]  # uniform zoom range
+    hflip: float = Probability
+    vflip: float = Probability
+    seed: int = Field(ge=0)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_range(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError("scale must be [low, high] with 0 < low <= high")
+        return scale
+
+
+class ReferenceConfig(Section):
+    epochs: int = PositiveInt  # domain-classifier training epochs
+    batch_size: int = PositiveInt
+    lr: float = Field(gt=0.0)
+    feature_dim: int = Field(ge=8)  # width of the penultimate layer = FID feature dimension
+    seed: int = Field(ge=0)
+    device: str = "auto"
+
+
+class TrainConfig(Section):
+    iterations: int = PositiveInt  # generator updates
+    batch_size: int = PositiveInt
+    log_every: int = PositiveInt  # iterations between logged loss values
+    sample_every: int = PositiveInt  # iterations between sample grids
+    checkpoint_every: int = PositiveInt  # iterations between resumable checkpoints
+    grid_size: int = Field(ge=1, le=256)  # images in a sample grid
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+class OptimizerConfig(Section):
+    lr_g: float = Field(gt=0.0)
+    lr_d: float = Field(gt=0.0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    eps: float = Field(default=1e-8, gt=0.0)
+
+
+class VariantConfig(Section):
+    arch: str  # a name from `ganstudy variants`
+    arch_args: dict[str, Any] = {}  # constructor keywords of the architecture
+    game: str  # a GAN game from the losses registry
+    game_args: dict[str, Any] = {}
+    optimizer: OptimizerConfig
+
+
+class EvaluateConfig(Section):
+    num_samples: int = Field(ge=2)  # generated images per run; part of every metric name
+    batch_size: int = PositiveInt
+    backbone: Literal["domain"] = "domain"  # feature space; "inception" comes later
+    is_splits: int = Field(ge=1)
+    reference_split: Literal["test", "val"] = "test"
+    device: str = "auto"
+
+
+class ReportConfig(Section):
+    confidence: float = Field(gt=0.5, lt=1.0)  # two-sided confidence level of intervals
+
+
+class TrackingConfig(Section):
+    uri: str  # MLflow tracking URI; the MLFLOW_TRACKING_URI environment variable wins
+    artifacts: str  # local folder for run artifacts when the URI is a local database
+    experiment_prefix: str = "ganstudy"
+
+
+class Params(Section):
+    study: StudyConfig
+    paths: PathsConfig
+    download: DownloadConfig
+    preprocess: PreprocessConfig
+    augment: AugmentConfig
+    reference: ReferenceConfig
+    train: TrainConfig
+    variants: dict[str, VariantConfig]
+    evaluate: EvaluateConfig
+    report: ReportConfig
+    tracking: TrackingConfig
+
+    @model_validator(mode="after")
+    def _study_variants_exist(self) -> "Params":
+        missing = [v for v in self.study.variants if v not in self.variants]
+        if missing:
+            raise ValueError(
+                f"study.variants names {missing} not defined under `variants` "
+                f"(defined: {sorted(self.variants)})"
+            )
+        return self
+
+
+S = TypeVar("S", bound=BaseModel)
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation for name, field in Params.model_fields.items()  # type: ignore[misc]
+}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise GanstudyError(f"{path}: file not found (run from the project root or pass --params)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise GanstudyError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise GanstudyError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def _validate(model: type[S], data: Any, where: str) -> S:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in (where, *first["loc"]) if p != "")
+        extra = f" (got {first['input']!r})" if first["type"] != "missing" else ""
+        more = f" [+{err.error_count() - 1} more]" if err.error_count() > 1 else ""
+        raise GanstudyError(f"{loc}: {first['msg']}{extra}{more}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Load and validate the whole ``params.yaml``."""
+    return _validate(Params, read_yaml(path), str(path))
+
+
+def load_section(section: str, path: str | Path = PARAMS_FILE) -> Any:
+    """Load and validate one section, e.g. ``load_section("train")`` -> ``TrainConfig``."""
+    if section not in SECTIONS:
+        raise GanstudyError(f"unknown params section {section!r}; valid: {', '.join(SECTIONS)}")
+    data = read_yaml(path)
+    if section not in data:
+        raise GanstudyError(f"{path}: section `{section}` is missing")
+    return _validate(SECTIONS[section], data[section], f"{path}:{section}")
+
+
+def load_variant(name: str, path: str | Path = PARAMS_FILE) -> VariantConfig:
+    """Load one entry of the ``variants`` section."""
+    variants = read_yaml(path).get("variants") or {}
+    if name not in variants:
+        raise GanstudyError(
+            f"unknown variant {name!r} in {path}; defined: {', '.join(sorted(variants))}"
+        )
+    return _validate(VariantConfig, variants[name], f"{path}:variants.{name}")
