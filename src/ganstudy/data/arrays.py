@@ -1,0 +1,65 @@
+"""The on-disk form of a split (``<split>.npz`` with uint8 NHWC images) and its manifest."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganstudy.errors import GanstudyError
+from ganstudy.io import array_digest, read_json, write_json, write_npz
+
+Split = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, labels (N,) int64
+
+
+def save_split(path: Path, split: Split) -> None:
+    write_npz(path, images=split[0], labels=split[1])
+
+
+def load_split(folder: str | Path, name: str) -> Split:
+    path = Path(folder) / f"{name}.npz"
+    if not path.is_file():
+        raise GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return npz["images"], npz["labels"]
+    except (OSError, ValueError, KeyError) as err:
+        raise GanstudyError(f"{path}: corrupt split file ({err})") from None
+
+
+def write_manifest(
+    folder: Path, dataset: str, classes: list[str], splits: dict[str, Split], extra: dict[str, Any]
+) -> None:
+    """Counts per class and content hashes of every split, for humans and for checks."""
+    any_images = next(iter(splits.values()))[0]
+    write_json(
+        folder / "manifest.json",
+        {
+            "dataset": dataset,
+            "classes": classes,
+            "image_shape": list(any_images.shape[1:]),  # (H, W, C)
+            "splits": {
+                name: {
+                    "n": len(y),
+                    "per_class": np.bincount(y, minlength=len(classes)).tolist(),
+                    "sha256_images": array_digest(x),
+                    "sha256_labels": array_digest(y),
+                }
+                for name, (x, y) in splits.items()
+            },
+            **extra,
+        },
+    )
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
+    return read_json(path)
+
+
+def to_model_range(images: np.ndarray) -> "torch.Tensor":
+    """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1], the range every model here uses."""
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)

@@ -1,0 +1,238 @@
+"""The datasets registry: what each dataset is, how to fetch its raw files, how to decode them.
+
+``ganstudy datasets`` lists the entries. Raw files come from an installed offline copy when
+there is one (Fashion-MNIST: Debian's ``dataset-fashion-mnist``), else from the user cache,
+else from the official source with MD5 verification.
+"""
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ganstudy.config import DownloadConfig
+from ganstudy.data import formats
+from ganstudy.data.download import RemoteFile, cache_home, fetch
+from ganstudy.errors import GanstudyError
+from ganstudy.io import copy_into, file_digest, write_json, write_npz
+from ganstudy.registry import Registry
+
+Splits = dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (images (N,H,W,C) uint8, labels (N,))
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    classes: tuple[str, ...]
+    channels: int
+    fetch: Callable[[Path, DownloadConfig], list[Path]]  # writes raw files into a folder
+    load: Callable[[Path], Splits]  # decodes a raw folder
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def fetch_raw(cfg: DownloadConfig, out_dir: str | Path) -> Path:
+    """Fetch the raw files of ``cfg.dataset`` into ``out_dir`` and record their provenance."""
+    spec = DATASETS.get(cfg.dataset)
+    out_dir = Path(out_dir)
+    files = spec.fetch(out_dir, cfg)
+    spec.load(out_dir)  # decode once now, so a corrupt file fails here and not downstream
+    write_json(
+        out_dir / "SOURCE.json",
+        {"dataset": spec.name, "files": {p.name: file_digest(p, "md5") for p in files}},
+    )
+    return out_dir
+
+
+def load_raw(dataset: str, raw_dir: str | Path) -> Splits:
+    return DATASETS.get(dataset).load(Path(raw_dir))
+
+
+# MNIST family (IDX files) ---------------------------------------------------------------------
+
+IDX_NAMES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def _idx_dataset(
+    name: str,
+    description: str,
+    classes: tuple[str, ...],
+    base_url: str,
+    md5s: dict[str, str],
+    offline_dirs: tuple[str, ...] = (),
+    alt_md5s: dict[str, str] | None = None,
+) -> DatasetSpec:
+    files = [
+        RemoteFile(f, base_url + f, md5s[f], (alt_md5s[f],) if alt_md5s else ())
+        for pair in IDX_NAMES.values()
+        for f in pair
+    ]
+
+    def fetch_idx(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
+        offline = [Path(d) for d in offline_dirs] if cfg.source != "download" else []
+        return fetch(files, out_dir, cache_home() / name, offline, cfg.source != "offline")
+
+    def load_idx(raw_dir: Path) -> Splits:
+        splits = {}
+        for split, (images, labels) in IDX_NAMES.items():
+            x, y = formats.read_idx(raw_dir / images), formats.read_idx(raw_dir / labels)
+            if x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
+                raise GanstudyError(f"{raw_dir}: {images} and {labels} do not match")
+            splits[split] = (x, y)
+        return splits
+
+    return DatasetSpec(name, description, classes, 1, fetch_idx, load_idx)
+
+
+DATASETS.add(
+    "fashion-mnist",
+    _idx_dataset(
+        "fashion-mnist",
+        "Zalando Fashion-MNIST, 70k 28x28 grey clothing images, 10 classes (offline via Debian)",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12e480ee83cd310",
+        },
+        offline_dirs=("/usr/share/datasets/fashion-mnist",),
+        # Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1 ships recompressed copies.
+        alt_md5s={
+            "train-images-idx3-ubyte.gz": "cf8536b0aa1a6ac5fa3f23001093305c",
+            "train-labels-idx1-ubyte.gz": "10bea18fdb374794d4bb42e356e600c9",
+            "t10k-images-idx3-ubyte.gz": "f78720b4224f21cce2f2ccf2d7a94c9a",
+            "t10k-labels-idx1-ubyte.gz": "0d30e22e447f3c33dab9ed536400ac01",
+        },
+    ),
+)
+
+DATASETS.add(
+    "mnist",
+    _idx_dataset(
+        "mnist",
+        "MNIST handwritten digits, 70k 28x28 grey images, 10 classes (download)",
+        tuple(str(d) for d in range(10)),
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    ),
+)
+
+
+# CIFAR-10 ---------------------------------------------------------------------------------------
+
+CIFAR10_FILE = RemoteFile(
+    "cifar-10-python.tar.gz",
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "c58f30108f718f92721af3b95e74349a",
+)
+
+
+def _fetch_cifar10(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
+    return fetch([CIFAR10_FILE], out_dir, cache_home() / "cifar10", [], cfg.source != "offline")
+
+
+DATASETS.add(
+    "cifar10",
+    DatasetSpec(
+        "cifar10",
+        "CIFAR-10, 60k 32x32 colour images, 10 classes (download)",
+        ("airplane", "automobile", "bird", "cat", "deer",
+         "dog", "frog", "horse", "ship", "truck"),
+        3,
+        _fetch_cifar10,
+        lambda raw_dir: formats.read_cifar10(raw_dir / CIFAR10_FILE.name),
+    ),
+)
+
+
+# scikit-learn digits (ships inside scikit-learn: tiny and always offline) ---------------------
+
+
+def _fetch_digits(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # (N, 8, 8, 1)
+    path = out_dir / "digits.npz"
+    write_npz(path, images=images, labels=digits.target.astype(np.int64))
+    return [path]
+
+
+def _load_digits(raw_dir: Path) -> Splits:
+    with np.load(raw_dir / "digits.npz") as npz:
+        return {"all": (npz["images"], npz["labels"])}
+
+
+DATASETS.add(
+    "digits",
+    DatasetSpec(
+        "digits",
+        "scikit-learn 8x8 digits, 1797 images, 10 classes (offline, tiny: tests and smoke runs)",
+        tuple(str(d) for d in range(10)),
+        1,
+        _fetch_digits,
+        _load_digits,
+    ),
+)
+
+
+# MedMNIST 2D (Yang et al. 2023) ---------------------------------------------------------------
+
+MEDMNIST = json.loads((Path(__file__).with_name("medmnist.json")).read_text(encoding="utf-8"))
+
+
+def _medmnist(flag: str, info: dict) -> DatasetSpec:
+    def file_for(size: int) -> RemoteFile:
+        if str(size) not in info["md5"]:
+            raise GanstudyError(f"{flag}: size {size} not published; valid: {', '.join(info['md5'])}")
+        name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+        return RemoteFile(name, MEDMNIST["url"].format(file=name), info["md5"][str(size)])
+
+    def fetch_npz(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
+        remote = file_for(cfg.size)
+        if cfg.local_file is None:
+            return fetch([remote], out_dir, cache_home() / "medmnist", [], cfg.source != "offline")
+        # A user-supplied file: any .npz with MedMNIST's keys is accepted; provenance records it.
+        local = Path(cfg.local_file).expanduser()
+        if not local.is_file():
+            raise GanstudyError(f"download.local_file: {local} does not exist")
+        formats.read_medmnist(local)
+        if file_digest(local, "md5") != remote.md5:
+            warnings.warn(
+                f"{local} is not the published {remote.name} (md5 differs); using it as supplied",
+                stacklevel=2,
+            )
+        return [copy_into(local, out_dir / remote.name)]
+
+    def load_npz(raw_dir: Path) -> Splits:
+        found = sorted(raw_dir.glob(f"{flag}*.npz"))
+        if len(found) != 1:
+            raise GanstudyError(f"{raw_dir}: expected one {flag}*.npz, found {len(found)}")
+        return formats.read_medmnist(found[0])
+
+    sizes = "/".join(info["md5"])
+    description = (
+        f"MedMNIST {flag}: {len(info['classes'])} classes, {info['channels']} channel(s), "
+        f"{sum(info['n_samples'].values())} images at {sizes} px ({info['license']}; download or .npz)"
+    )
+    return DatasetSpec(flag, description, tuple(info["classes"]), info["channels"], fetch_npz, load_npz)
+
+
+for _flag, _info in MEDMNIST["datasets"].items():
+    DATASETS.add(_flag, _medmnist(_flag, _info))

@@ -1,0 +1,86 @@
+"""Preprocess: decode raw files to uint8 arrays, select classes, split, subsample, resize."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from ganstudy.config import PreprocessConfig
+from ganstudy.data.arrays import Split, save_split, write_manifest
+from ganstudy.data.datasets import DATASETS, load_raw
+from ganstudy.errors import GanstudyError
+from ganstudy.io import atomic_dir
+
+
+def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Split off ``fraction`` of ``split`` with class proportions kept."""
+    x, y = split
+    idx_keep, idx_out = train_test_split(
+        np.arange(len(y)), test_size=fraction, random_state=seed, stratify=y
+    )
+    return (x[np.sort(idx_keep)], y[np.sort(idx_keep)]), (x[np.sort(idx_out)], y[np.sort(idx_out)])
+
+
+def subsample_per_class(split: Split, n_per_class: int, seed: int) -> Split:
+    """Keep ``n_per_class`` images of every class (fewer if a class is smaller)."""
+    x, y = split
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(y == c))[:n_per_class] for c in np.unique(y)]
+    idx = np.sort(np.concatenate(keep))
+    return x[idx], y[idx]
+
+
+def select_classes(split: Split, classes: list[int]) -> Split:
+    """Keep the given classes and renumber them 0..k-1 in the given order."""
+    x, y = split
+    mask = np.isin(y, classes)
+    remap = {c: i for i, c in enumerate(classes)}
+    return x[mask], np.array([remap[c] for c in y[mask]], np.int64)
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize (N, H, W, C) uint8 images to size x size with antialiased bilinear filtering."""
+    if images.shape[1] == images.shape[2] == size:
+        return images
+    out = []
+    for chunk in np.array_split(images, max(1, len(images) // 4096)):
+        t = torch.from_numpy(chunk).permute(0, 3, 1, 2).float()  # (N, C, H, W)
+        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+def make_splits(splits: dict[str, Split], cfg: PreprocessConfig) -> dict[str, Split]:
+    """Official splits where the dataset has them; stratified splits where it does not."""
+    splits = dict(splits)
+    if "all" in splits:
+        splits["train"], splits["test"] = stratified_split(splits.pop("all"), cfg.test_fraction, cfg.seed)
+    if "val" not in splits:
+        splits["train"], splits["val"] = stratified_split(splits["train"], cfg.val_fraction, cfg.seed)
+    return {k: splits[k] for k in ("train", "val", "test")}
+
+
+def preprocess(dataset: str, raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig) -> Path:
+    """Write ``train/val/test.npz`` and ``manifest.json`` for ``dataset`` into ``out_dir``."""
+    spec = DATASETS.get(dataset)
+    classes = list(spec.classes)
+    splits = load_raw(dataset, raw_dir)
+    if cfg.classes is not None:
+        bad = [c for c in cfg.classes if not 0 <= c < len(classes)]
+        if bad or len(set(cfg.classes)) != len(cfg.classes):
+            raise GanstudyError(
+                f"preprocess.classes: {cfg.classes} must be distinct indices in 0..{len(classes) - 1}"
+            )
+        splits = {k: select_classes(v, cfg.classes) for k, v in splits.items()}
+        classes = [classes[c] for c in cfg.classes]
+    splits = make_splits(splits, cfg)
+    if cfg.n_per_class is not None:
+        splits["train"] = subsample_per_class(splits["train"], cfg.n_per_class, cfg.seed)
+    splits = {k: (resize(x, cfg.image_size), y) for k, (x, y) in splits.items()}
+    with atomic_dir(out_dir) as tmp:
+        for name, split in splits.items():
+            save_split(tmp / f"{name}.npz", split)
+        write_manifest(tmp, dataset, classes, splits, extra={"preprocess": cfg.model_dump()})
+    return Path(out_dir)
