@@ -1,0 +1,57 @@
+"""Pictures: sample grids and loss curves (PNG, written atomically)."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ganstudy.io import write_with  # noqa: E402
+
+
+def grid_image(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] into one (H', W', C) uint8 array."""
+    n, c, h, w = images.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    ncol = int(np.ceil(n / nrow))
+    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    canvas = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[top : top + h, left : left + w] = x[i].transpose(1, 2, 0)
+    return canvas
+
+
+def save_grid(images: torch.Tensor, path: str | Path, scale: int = 2) -> Path:
+    """Save a sample grid as PNG, upscaled with nearest-neighbour so small images stay crisp."""
+    grid = grid_image(images)
+    pil = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+    return write_with(path, lambda p: pil.save(p, format="PNG"))
+
+
+def save_loss_curves(histories: dict[str, pd.DataFrame], path: str | Path, title: str) -> Path:
+    """One panel per loss column; one line per history (e.g. per seed)."""
+    columns = sorted({c for h in histories.values() for c in h.columns if c.startswith("Loss/")})
+    fig, axes = plt.subplots(1, max(1, len(columns)), figsize=(5 * max(1, len(columns)), 3.2),
+                             squeeze=False)
+    for ax, column in zip(axes[0], columns, strict=False):
+        for label, h in histories.items():
+            if column in h:
+                ax.plot(h["step"], h[column], label=label, linewidth=1)
+        ax.set_title(column)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    finally:
+        plt.close(fig)

@@ -1,0 +1,41 @@
+"""Self-describing checkpoints: state dicts plus everything needed to rebuild the models.
+
+Loaded with ``torch.load(..., weights_only=True)``: only tensors, numbers, strings and
+containers are stored, never pickled code.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganstudy.errors import GanstudyError
+from ganstudy.io import atomic_path
+
+FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A stable hash of a resolved config; a checkpoint resumes only into the same config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise GanstudyError(f"{path}: checkpoint missing; run the train stage first (dvc repro)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 (torch raises many types for corrupt files)
+        raise GanstudyError(f"{path}: corrupt or unreadable checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise GanstudyError(f"{path}: not a ganstudy checkpoint of format {FORMAT}")
+    return state
