@@ -1,0 +1,85 @@
+"""The ``ganstudy`` command: what exists (variants, games, datasets) and config checks."""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ganstudy.errors import GanstudyError
+
+
+def run_stage(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
+    """Run a command; a user error becomes one line on stderr and exit status 2."""
+    try:
+        main(argv)
+    except GanstudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _variants(args: argparse.Namespace) -> None:
+    from ganstudy.losses import GAMES
+    from ganstudy.models import ARCHITECTURES
+
+    if args.name is not None:
+        ARCHITECTURES.get(args.name)  # unknown names fail with the valid choices
+    print("architectures (variants.<name>.arch in params.yaml):")
+    for name in ARCHITECTURES:
+        print(f"  {name:16} {ARCHITECTURES.get(name).description}")
+    print("games (variants.<name>.game):")
+    for name in GAMES:
+        print(f"  {name:16} {GAMES.get(name).description}")
+
+
+def _datasets(args: argparse.Namespace) -> None:
+    from ganstudy.data.datasets import DATASETS
+
+    if args.name is not None:
+        DATASETS.get(args.name)
+    print("datasets (download.dataset in params.yaml):")
+    for name in DATASETS:
+        print(f"  {name:16} {DATASETS.get(name).description}")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from ganstudy.config import load_params
+    from ganstudy.data.datasets import DATASETS
+    from ganstudy.losses import GAMES
+    from ganstudy.models import ARCHITECTURES
+
+    params = load_params(args.params)
+    DATASETS.get(params.download.dataset)
+    for variant in params.variants.values():
+        ARCHITECTURES.get(variant.arch)
+        GAMES.get(variant.game)
+    print(f"{args.params}: valid (study {params.study.name!r}: "
+          f"{len(params.study.variants)} variant(s) x {len(params.study.seeds)} seed(s))")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganstudy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("variants", help="list GAN architectures and games")
+    p.add_argument("name", nargs="?", help="check that this architecture exists")
+    p.set_defaults(func=_variants)
+    p = sub.add_parser("datasets", help="list datasets")
+    p.add_argument("name", nargs="?", help="check that this dataset exists")
+    p.set_defaults(func=_datasets)
+    p = sub.add_parser("check", help="validate params.yaml (names, types, ranges)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    def dispatch(argv: Sequence[str] | None) -> None:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+
+    run_stage(dispatch, argv)
+
+
+if __name__ == "__main__":
+    main()

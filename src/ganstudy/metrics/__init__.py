@@ -1,0 +1,14 @@
+"""Metrics: pure math (``fid``, ``inception_score``), feature backbones, reference statistics.
+
+Metric names carry their protocol: ``fid_<backbone>_<n>_<reference split>``.
+"""
+
+
+def count_label(n: int) -> str:
+    """10000 -> "10k", 1500 -> "1500": the sample count as it appears in metric names."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def metric_name(kind: str, backbone: str, n: int, split: str | None = None) -> str:
+    parts = [kind, backbone, count_label(n)] + ([split] if split else [])
+    return "_".join(parts)

@@ -1,0 +1,120 @@
+"""The report stage: the study's table (mean ± CI over seeds), sample grids and loss curves,
+as Markdown and as one self-contained HTML page."""
+
+import base64
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ganstudy.config import ReportConfig, StudyConfig
+from ganstudy.errors import GanstudyError
+from ganstudy.io import atomic_dir, copy_into, read_json, write_text
+from ganstudy.metrics.reference import METRICS_NAME as REFERENCE_METRICS
+from ganstudy.plots import save_loss_curves
+from ganstudy.stats import format_ci, mean_ci
+from ganstudy.training.loop import HISTORY_NAME
+from ganstudy.training.run import SAMPLES_NAME
+
+NOT_METRICS = {"seed", "step"}
+
+
+def collect_runs(metrics_dir: Path, study: StudyConfig) -> pd.DataFrame:
+    """One row per variant x seed of the study; a missing metrics file is an error."""
+    rows = []
+    for variant in study.variants:
+        for seed in study.seeds:
+            path = metrics_dir / variant / f"{seed}.json"
+            if not path.is_file():
+                raise GanstudyError(f"{path}: missing; run evaluate for {variant} seed {seed}")
+            rows.append({"variant": variant, "seed": seed, **read_json(path)})
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """Per variant and metric: mean, CI half-width and n."""
+    metrics = [c for c in runs.columns if c not in NOT_METRICS | {"variant"}]
+    rows = []
+    for variant, group in runs.groupby("variant", sort=False):
+        for metric in metrics:
+            mean, half, n = mean_ci(group[metric].dropna().to_list(), confidence)
+            rows.append({"variant": variant, "metric": metric, "mean": mean, "ci": half, "n": n})
+    return pd.DataFrame(rows)
+
+
+def _table(summary: pd.DataFrame, runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    metrics = list(dict.fromkeys(summary["metric"]))
+    header = ["variant", "seeds", *metrics]
+    body = []
+    for variant, group in summary.groupby("variant", sort=False):
+        seeds = ", ".join(str(s) for s in runs.loc[runs["variant"] == variant, "seed"])
+        cells = {r.metric: format_ci(r.mean, r.ci) for r in group.itertuples()}
+        body.append([str(variant), seeds, *(cells[m] for m in metrics)])
+    return header, body
+
+
+def _markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+
+
+def _html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def build_report(metrics_dir: str | Path, models_dir: str | Path, reference_dir: str | Path,
+                 out_dir: str | Path, cfg: ReportConfig, study: StudyConfig) -> Path:
+    """Write ``index.md``, ``index.html``, ``runs.csv``, ``summary.csv`` and figures."""
+    metrics_dir, models_dir = Path(metrics_dir), Path(models_dir)
+    runs = collect_runs(metrics_dir, study)
+    summary = summarize(runs, cfg.confidence)
+    reference = read_json(Path(reference_dir) / REFERENCE_METRICS)
+    header, body = _table(summary, runs)
+    ref_rows = [[k, f"{v:.4g}"] for k, v in reference.items()]
+
+    with atomic_dir(out_dir) as tmp:
+        # Figures: loss curves per variant (seeds overlaid) and a sample grid per run.
+        figures: list[tuple[str, str]] = []  # (caption, relative path)
+        for variant in study.variants:
+            histories = {f"seed {s}": pd.read_csv(models_dir / variant / str(s) / HISTORY_NAME)
+                         for s in study.seeds}
+            rel = f"figures/{variant}_loss.png"
+            save_loss_curves(histories, tmp / rel, f"{variant}: losses")
+            figures.append((f"{variant}: loss curves", rel))
+            for seed in study.seeds:
+                rel = f"figures/{variant}_seed{seed}_samples.png"
+                copy_into(models_dir / variant / str(seed) / SAMPLES_NAME, tmp / rel)
+                figures.append((f"{variant}, seed {seed}: samples", rel))
+        runs.to_csv(tmp / "runs.csv", index=False)
+        summary.to_csv(tmp / "summary.csv", index=False)
+
+        title = f"ganstudy report: study `{study.name}`"
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        note = (f"Mean ± {cfg.confidence:.0%} t-interval over seeds (no interval with one seed). "
+                "FID and IS use the domain classifier's feature space (see reference below); "
+                "metric names give backbone, sample count and reference split.")
+        md = [f"# {title}", "", f"Generated {stamp}.", "", note, "", _markdown_table(header, body),
+              "", "## Reference (real data)", "", _markdown_table(["metric", "value"], ref_rows), ""]
+        md += [f"### {cap}\n\n![{cap}]({rel})\n" for cap, rel in figures]
+        write_text(tmp / "index.md", "\n".join(md))
+
+        imgs = "".join(
+            f"<figure><figcaption>{html.escape(cap)}</figcaption>"
+            f"<img src='data:image/png;base64,{base64.b64encode((tmp / rel).read_bytes()).decode()}'>"
+            "</figure>" for cap, rel in figures)
+        page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+                f"<p>Generated {stamp}.</p><p>{html.escape(note)}</p>{_html_table(header, body)}"
+                f"<h2>Reference (real data)</h2>{_html_table(['metric', 'value'], ref_rows)}"
+                f"<h2>Figures</h2>{imgs}</body></html>")
+        write_text(tmp / "index.html", page)
+    return Path(out_dir)
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;"
+       "text-align:right}th{background:#f3f3f3}figure{display:inline-block;margin:0.5em;"
+       "vertical-align:top}img{max-width:100%;image-rendering:pixelated}")
