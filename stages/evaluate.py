@@ -1,0 +1,23 @@
+"""DVC stage `evaluate`: FID and IS of one trained run against the cached reference."""
+
+import argparse
+from collections.abc import Sequence
+
+from ganstudy.cli import run_stage
+from ganstudy.config import load_section
+from ganstudy.metrics.evaluate import evaluate_run
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", required=True, help="run folder (train's output)")
+    parser.add_argument("--reference", required=True, help="reference folder")
+    parser.add_argument("--out", required=True, help="metrics JSON to write")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    evaluate_run(args.run, args.reference, args.out, load_section("evaluate", args.params),
+                 load_section("study", args.params), load_section("tracking", args.params))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,21 @@
+"""DVC stage `reference`: train the domain classifier; cache real-split feature statistics."""
+
+import argparse
+from collections.abc import Sequence
+
+from ganstudy.cli import run_stage
+from ganstudy.config import load_section
+from ganstudy.metrics.reference import build_reference
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--processed", required=True, help="processed folder (preprocess's output)")
+    parser.add_argument("--out", required=True, help="reference folder to write")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    build_reference(args.processed, args.out, load_section("reference", args.params))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,24 @@
+"""DVC stage `report`: tables (mean ± CI over seeds), sample grids, loss curves; MD and HTML."""
+
+import argparse
+from collections.abc import Sequence
+
+from ganstudy.cli import run_stage
+from ganstudy.config import load_section
+from ganstudy.report import build_report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--metrics", required=True, help="metrics folder (evaluate's outputs)")
+    parser.add_argument("--models", required=True, help="models folder (train's outputs)")
+    parser.add_argument("--reference", required=True, help="reference folder")
+    parser.add_argument("--out", required=True, help="report folder to write")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    build_report(args.metrics, args.models, args.reference, args.out,
+                 load_section("report", args.params), load_section("study", args.params))
+
+
+if __name__ == "__main__":
+    run_stage(main)
