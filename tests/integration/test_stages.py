@@ -1,0 +1,107 @@
+"""Every stage's command line, in order, on a tiny configuration; then what MLflow holds."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import mlflow
+import mlflow.pytorch
+import pytest
+import torch
+
+import yaml
+
+from tests.conftest import ROOT, tiny_params
+
+
+def stage(name: str):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Run download -> report with the shrunk params; return the work folder."""
+    work = tmp_path_factory.mktemp("pipeline")
+    params = work / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params()))
+    p = ["--params", str(params)]
+    raw, proc, aug, ref = (work / d for d in ("raw", "processed", "augmented", "reference"))
+    stage("download")(["--out", str(raw), *p])
+    stage("preprocess")(["--raw", str(raw), "--out", str(proc), *p])
+    stage("augment")(["--processed", str(proc), "--out", str(aug), *p])
+    stage("reference")(["--processed", str(proc), "--out", str(ref), *p])
+    for seed in (0, 1):
+        run = work / "models" / "dcgan" / str(seed)
+        stage("train")(["--variant", "dcgan", "--seed", str(seed), "--data", str(aug),
+                        "--out", str(run), *p])
+        stage("evaluate")(["--run", str(run), "--reference", str(ref),
+                           "--out", str(work / "metrics" / "dcgan" / f"{seed}.json"), *p])
+    stage("report")(["--metrics", str(work / "metrics"), "--models", str(work / "models"),
+                     "--reference", str(ref), "--out", str(work / "report"), *p])
+    return work
+
+
+def test_outputs_exist(pipeline: Path):
+    for path in ("raw/digits.npz", "processed/manifest.json", "augmented/train.npz",
+                 "reference/classifier.pt", "reference/stats_test.npz",
+                 "models/dcgan/0/checkpoint.pt", "models/dcgan/0/samples.png",
+                 "models/dcgan/1/loss.png", "report/index.md", "report/index.html"):
+        assert (pipeline / path).is_file(), path
+
+
+def test_metrics_carry_protocol_in_names(pipeline: Path):
+    metrics = json.loads((pipeline / "metrics/dcgan/0.json").read_text())
+    assert metrics["fid_domain_120_test"] > 0
+    assert 1.0 <= metrics["is_domain_120_mean"] <= 10.0
+    assert metrics["step"] == 4 and metrics["seed"] == 0
+
+
+def test_report_has_table_with_ci_grids_and_curves(pipeline: Path):
+    md = (pipeline / "report/index.md").read_text()
+    assert "| dcgan | 0, 1 |" in md and " ± " in md
+    assert "figures/dcgan_seed1_samples.png" in md and "figures/dcgan_loss.png" in md
+    page = (pipeline / "report/index.html").read_text()
+    assert page.count("data:image/png;base64,") == 3  # self-contained: loss + 2 grids
+    assert "src='figures" not in page
+
+
+def test_mlflow_has_one_experiment_with_a_run_per_seed(pipeline: Path):
+    experiment = mlflow.get_experiment_by_name("ganstudy/tiny")
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+    by_name = {r.info.run_name: r for r in runs}
+    assert {"dcgan-seed0", "dcgan-seed1"} <= set(by_name)
+    run = by_name["dcgan-seed0"]
+    assert run.data.params["train.batch_size"] == "8"
+    assert run.data.params["variant.game"] == "nonsaturating"
+    assert run.data.tags["variant"] == "dcgan" and run.data.tags["seed"] == "0"
+    assert "fid_domain_120_test" in run.data.metrics
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "Loss/G")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"samples.png", "loss.png", "samples"} <= artifacts
+
+
+def test_generator_is_an_mlflow_model_that_samples(pipeline: Path):
+    experiment = mlflow.get_experiment_by_name("ganstudy/tiny")
+    models = mlflow.search_logged_models([experiment.experiment_id], output_format="list")
+    assert models
+    G = mlflow.pytorch.load_model(models[0].model_uri)
+    with torch.no_grad():
+        images = G.eval()(torch.randn(3, G.z_dim))
+    assert images.shape == (3, 1, 28, 28)
+
+
+def test_stage_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    from ganstudy.cli import run_stage
+
+    with pytest.raises(SystemExit) as exit_:
+        run_stage(stage("train"), ["--variant", "nope", "--seed", "0", "--data", str(tmp_path),
+                                   "--out", str(tmp_path / "out"),
+                                   "--params", str(ROOT / "params.yaml")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown variant 'nope'") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

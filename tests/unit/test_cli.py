@@ -1,0 +1,46 @@
+import subprocess
+import sys
+
+import pytest
+
+from ganstudy.cli import main
+from tests.conftest import ROOT
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(list(argv))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exit_.value.code, out.out, out.err
+
+
+def test_variants_lists_architectures_and_games(capsys):
+    code, out, _ = run(capsys, "variants")
+    assert code == 0
+    assert "dcgan" in out and "nonsaturating" in out
+
+
+def test_datasets_lists_registry(capsys):
+    code, out, _ = run(capsys, "datasets")
+    assert code == 0
+    for name in ("fashion-mnist", "mnist", "cifar10", "digits", "pneumoniamnist", "breastmnist"):
+        assert name in out
+
+
+@pytest.mark.parametrize("command", ["variants", "datasets"])
+def test_unknown_name_is_one_line_with_choices(capsys, command):
+    code, _, err = run(capsys, command, "no-such-thing")
+    assert code == 2
+    assert err.count("\n") == 1 and "valid choices" in err and "no-such-thing" in err
+
+
+def test_check_validates_params(capsys):
+    code, out, _ = run(capsys, "check", "--params", str(ROOT / "params.yaml"))
+    assert code == 0 and "valid" in out
+
+
+def test_console_script_help():
+    result = subprocess.run([sys.executable, "-m", "ganstudy.cli", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "variants" in result.stdout and "datasets" in result.stdout

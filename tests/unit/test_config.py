@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganstudy.config import load_params, load_section, load_variant
+from ganstudy.errors import GanstudyError
+from tests.conftest import ROOT, tiny_params
+
+
+def write(tmp_path: Path, params: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_shipped_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.download.dataset == "fashion-mnist"
+    assert set(params.study.variants) <= set(params.variants)
+    assert load_section("train", ROOT / "params.yaml") == params.train
+
+
+def test_config_is_frozen():
+    cfg = load_section("train", ROOT / "params.yaml")
+    with pytest.raises(ValueError):
+        cfg.batch_size = 3
+
+
+def test_unknown_key_is_one_line_error_naming_it(tmp_path):
+    params = tiny_params()
+    params["train"]["batchsize"] = 64
+    with pytest.raises(GanstudyError) as err:
+        load_section("train", write(tmp_path, params))
+    assert "train.batchsize" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_impossible_value_names_key_and_value(tmp_path):
+    params = tiny_params()
+    params["train"]["batch_size"] = -1
+    with pytest.raises(GanstudyError, match=r"train\.batch_size: .*greater than 0.*got -1"):
+        load_section("train", write(tmp_path, params))
+
+
+def test_bad_augment_scale_range(tmp_path):
+    params = tiny_params()
+    params["augment"]["scale"] = [1.2, 0.8]
+    with pytest.raises(GanstudyError, match="scale"):
+        load_section("augment", write(tmp_path, params))
+
+
+def test_study_variant_must_be_defined(tmp_path):
+    params = tiny_params()
+    params["study"]["variants"] = ["dcgan", "nope"]
+    with pytest.raises(GanstudyError, match="nope"):
+        load_params(write(tmp_path, params))
+
+
+def test_unknown_variant_lists_defined_ones(tmp_path):
+    with pytest.raises(GanstudyError, match="unknown variant 'wgan'.*dcgan"):
+        load_variant("wgan", write(tmp_path, tiny_params()))
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(GanstudyError, match="not found"):
+        load_params(tmp_path / "absent.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed")
+    with pytest.raises(GanstudyError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
