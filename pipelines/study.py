@@ -20,8 +20,13 @@ def dvc(args: list[str], project_dir: str | Path) -> subprocess.CompletedProcess
     """Run ``dvc ARGS`` with this interpreter's environment first on PATH (for stage cmds)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project_dir, env=env,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def _check(result: subprocess.CompletedProcess, what: str) -> str:

@@ -15,8 +15,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="metrics JSON to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    evaluate_run(args.run, args.reference, args.out, load_section("evaluate", args.params),
-                 load_section("study", args.params), load_section("tracking", args.params))
+    evaluate_run(
+        args.run,
+        args.reference,
+        args.out,
+        load_section("evaluate", args.params),
+        load_section("study", args.params),
+        load_section("tracking", args.params),
+    )
 
 
 if __name__ == "__main__":

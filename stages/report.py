@@ -16,8 +16,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="report folder to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    build_report(args.metrics, args.models, args.reference, args.out,
-                 load_section("report", args.params), load_section("study", args.params))
+    build_report(
+        args.metrics,
+        args.models,
+        args.reference,
+        args.out,
+        load_section("report", args.params),
+        load_section("study", args.params),
+    )
 
 
 if __name__ == "__main__":

@@ -8,23 +8,25 @@ import pytest
 import yaml
 
 _TMP = Path(tempfile.mkdtemp(prefix="ganstudy-tests-"))
-os.environ.update({
-    # Isolate every store and cache this project or its libraries touch.
-    "MLFLOW_TRACKING_URI": f"sqlite:///{_TMP / 'mlflow.db'}",
-    "GANSTUDY_DATA_HOME": str(_TMP / "data-home"),
-    "PREFECT_HOME": str(_TMP / "prefect"),
-    "TORCH_HOME": str(_TMP / "torch"),
-    "XDG_CONFIG_HOME": str(_TMP / "config"),
-    # Quiet and offline: no telemetry, no update checks.
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "TQDM_DISABLE": "1",
-})
+os.environ.update(
+    {
+        # Isolate every store and cache this project or its libraries touch.
+        "MLFLOW_TRACKING_URI": f"sqlite:///{_TMP / 'mlflow.db'}",
+        "GANSTUDY_DATA_HOME": str(_TMP / "data-home"),
+        "PREFECT_HOME": str(_TMP / "prefect"),
+        "TORCH_HOME": str(_TMP / "torch"),
+        "XDG_CONFIG_HOME": str(_TMP / "config"),
+        # Quiet and offline: no telemetry, no update checks.
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "TQDM_DISABLE": "1",
+    }
+)
 os.environ.pop("PREFECT_API_URL", None)
 
 import ganstudy._torchvision  # noqa: E402,F401  (before anything imports torchvision)
@@ -40,8 +42,9 @@ def tiny_params() -> dict:
     params["preprocess"].update(image_size=28, n_per_class=12)
     params["augment"].update(copies=1)
     params["reference"].update(epochs=1, batch_size=32, feature_dim=16)
-    params["train"].update(iterations=4, batch_size=8, log_every=1, sample_every=2,
-                           checkpoint_every=2, grid_size=4)
+    params["train"].update(
+        iterations=4, batch_size=8, log_every=1, sample_every=2, checkpoint_every=2, grid_size=4
+    )
     params["evaluate"].update(num_samples=120, batch_size=60, is_splits=2)
     return params
 

@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 from ganstudy.errors import GanstudyError
 
 
-def run_stage(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
+def run_stage(
+    main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None
+) -> None:
     """Run a command; a user error becomes one line on stderr and exit status 2."""
     try:
         main(argv)
@@ -54,8 +56,10 @@ def _check(args: argparse.Namespace) -> None:
     for variant in params.variants.values():
         ARCHITECTURES.get(variant.arch)
         GAMES.get(variant.game)
-    print(f"{args.params}: valid (study {params.study.name!r}: "
-          f"{len(params.study.variants)} variant(s) x {len(params.study.seeds)} seed(s))")
+    print(
+        f"{args.params}: valid (study {params.study.name!r}: "
+        f"{len(params.study.variants)} variant(s) x {len(params.study.seeds)} seed(s))"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

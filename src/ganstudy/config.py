@@ -158,7 +158,8 @@ class Params(Section):
 
 S = TypeVar("S", bound=BaseModel)
 SECTIONS: dict[str, type[BaseModel]] = {
-    name: field.annotation for name, field in Params.model_fields.items()  # type: ignore[misc]
+    name: field.annotation
+    for name, field in Params.model_fields.items()  # type: ignore[misc]
 }
 
 

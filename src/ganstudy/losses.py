@@ -24,7 +24,9 @@ class Game(ABC):
     d_steps: int = 1  # D updates per G update
 
     @abstractmethod
-    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
         """D's loss on a real batch and a (detached) fake batch."""
 
     @abstractmethod
@@ -50,7 +52,9 @@ class NonSaturating(Game):
 
     description = "non-saturating GAN: D max log D(x) + log(1 - D(G(z))), G max log D(G(z))"
 
-    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
         # Separate passes, as in the book: BatchNorm sees all-real then all-fake statistics.
         d_real, d_fake = D(real), D(fake)  # (B,) logits
         loss_real = F.softplus(-d_real).mean()  # -log sigmoid(d_real)

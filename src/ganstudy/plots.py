@@ -39,8 +39,9 @@ def save_grid(images: torch.Tensor, path: str | Path, scale: int = 2) -> Path:
 def save_loss_curves(histories: dict[str, pd.DataFrame], path: str | Path, title: str) -> Path:
     """One panel per loss column; one line per history (e.g. per seed)."""
     columns = sorted({c for h in histories.values() for c in h.columns if c.startswith("Loss/")})
-    fig, axes = plt.subplots(1, max(1, len(columns)), figsize=(5 * max(1, len(columns)), 3.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(columns)), figsize=(5 * max(1, len(columns)), 3.2), squeeze=False
+    )
     for ax, column in zip(axes[0], columns, strict=False):
         for label, h in histories.items():
             if column in h:

@@ -3,7 +3,6 @@ as Markdown and as one self-contained HTML page."""
 
 import base64
 import html
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -61,12 +60,20 @@ def _markdown_table(header: list[str], body: list[list[str]]) -> str:
 
 def _html_table(header: list[str], body: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def build_report(metrics_dir: str | Path, models_dir: str | Path, reference_dir: str | Path,
-                 out_dir: str | Path, cfg: ReportConfig, study: StudyConfig) -> Path:
+def build_report(
+    metrics_dir: str | Path,
+    models_dir: str | Path,
+    reference_dir: str | Path,
+    out_dir: str | Path,
+    cfg: ReportConfig,
+    study: StudyConfig,
+) -> Path:
     """Write ``index.md``, ``index.html``, ``runs.csv``, ``summary.csv`` and figures."""
     metrics_dir, models_dir = Path(metrics_dir), Path(models_dir)
     runs = collect_runs(metrics_dir, study)
@@ -79,8 +86,10 @@ def build_report(metrics_dir: str | Path, models_dir: str | Path, reference_dir:
         # Figures: loss curves per variant (seeds overlaid) and a sample grid per run.
         figures: list[tuple[str, str]] = []  # (caption, relative path)
         for variant in study.variants:
-            histories = {f"seed {s}": pd.read_csv(models_dir / variant / str(s) / HISTORY_NAME)
-                         for s in study.seeds}
+            histories = {
+                f"seed {s}": pd.read_csv(models_dir / variant / str(s) / HISTORY_NAME)
+                for s in study.seeds
+            }
             rel = f"figures/{variant}_loss.png"
             save_loss_curves(histories, tmp / rel, f"{variant}: losses")
             figures.append((f"{variant}: loss curves", rel))
@@ -92,29 +101,49 @@ def build_report(metrics_dir: str | Path, models_dir: str | Path, reference_dir:
         summary.to_csv(tmp / "summary.csv", index=False)
 
         title = f"ganstudy report: study `{study.name}`"
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        note = (f"Mean ± {cfg.confidence:.0%} t-interval over seeds (no interval with one seed). "
-                "FID and IS use the domain classifier's feature space (see reference below); "
-                "metric names give backbone, sample count and reference split.")
-        md = [f"# {title}", "", f"Generated {stamp}.", "", note, "", _markdown_table(header, body),
-              "", "## Reference (real data)", "", _markdown_table(["metric", "value"], ref_rows), ""]
+        note = (
+            f"Mean ± {cfg.confidence:.0%} t-interval over seeds (no interval with one seed). "
+            "FID and IS use the domain classifier's feature space (see reference below); "
+            "metric names give backbone, sample count and reference split."
+        )
+        md = [
+            f"# {title}",
+            "",
+            note,
+            "",
+            _markdown_table(header, body),
+            "",
+            "## Reference (real data)",
+            "",
+            _markdown_table(["metric", "value"], ref_rows),
+            "",
+        ]
         md += [f"### {cap}\n\n![{cap}]({rel})\n" for cap, rel in figures]
         write_text(tmp / "index.md", "\n".join(md))
 
         imgs = "".join(
             f"<figure><figcaption>{html.escape(cap)}</figcaption>"
-            f"<img src='data:image/png;base64,{base64.b64encode((tmp / rel).read_bytes()).decode()}'>"
-            "</figure>" for cap, rel in figures)
-        page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-                f"<p>Generated {stamp}.</p><p>{html.escape(note)}</p>{_html_table(header, body)}"
-                f"<h2>Reference (real data)</h2>{_html_table(['metric', 'value'], ref_rows)}"
-                f"<h2>Figures</h2>{imgs}</body></html>")
+            f"<img src='data:image/png;base64,{_base64(tmp / rel)}'></figure>"
+            for cap, rel in figures
+        )
+        page = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<p>{html.escape(note)}</p>{_html_table(header, body)}"
+            f"<h2>Reference (real data)</h2>{_html_table(['metric', 'value'], ref_rows)}"
+            f"<h2>Figures</h2>{imgs}</body></html>"
+        )
         write_text(tmp / "index.html", page)
     return Path(out_dir)
 
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;"
-       "text-align:right}th{background:#f3f3f3}figure{display:inline-block;margin:0.5em;"
-       "vertical-align:top}img{max-width:100%;image-rendering:pixelated}")
+def _base64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;"
+    "text-align:right}th{background:#f3f3f3}figure{display:inline-block;margin:0.5em;"
+    "vertical-align:top}img{max-width:100%;image-rendering:pixelated}"
+)

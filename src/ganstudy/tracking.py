@@ -4,6 +4,7 @@ One experiment per study (``ganstudy/<study>``), one run per variant x seed. The
 ``tracking.uri`` from ``params.yaml`` unless ``MLFLOW_TRACKING_URI`` is set.
 """
 
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -72,6 +73,8 @@ class Run:
 
         import ganstudy
 
+        # Pickle is deliberate (the class ships in code_paths); its caution is logged as a warning.
+        logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
         info = mlflow.pytorch.log_model(
             G.cpu().eval(),
             name=name,
@@ -106,8 +109,12 @@ def start_run(
             experiment_id = experiment.experiment_id
         if run_id is not None and not _run_exists(run_id, experiment_id):
             run_id = None  # the store was reset; start afresh rather than fail
-        active = mlflow.start_run(run_id=run_id, experiment_id=experiment_id,
-                                  run_name=None if run_id else run_name, tags=dict(tags))
+        active = mlflow.start_run(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            run_name=None if run_id else run_name,
+            tags=dict(tags),
+        )
     except (MlflowException, OSError) as err:
         raise GanstudyError(f"MLflow tracking at {uri} is unavailable: {_short(err)}") from None
     status = "FAILED"

@@ -15,8 +15,10 @@ from tests.conftest import ROOT, tiny_params
 ENV = {
     **os.environ,
     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@localhost",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@localhost",
 }
 
 
@@ -63,8 +65,16 @@ def flow_outcome(project: Path) -> dict[str, str]:
 
 def test_flow_runs_every_stage_of_dvc_yaml(flow_outcome, project):
     assert set(flow_outcome) == {
-        "download", "preprocess", "augment", "reference", "train@dcgan-0", "train@dcgan-1",
-        "evaluate@dcgan-0", "evaluate@dcgan-1", "report"}
+        "download",
+        "preprocess",
+        "augment",
+        "reference",
+        "train@dcgan-0",
+        "train@dcgan-1",
+        "evaluate@dcgan-0",
+        "evaluate@dcgan-1",
+        "report",
+    }
     assert flow_outcome["download"] == "ran"
     assert (project / "report" / "index.html").is_file()
     assert json.loads(dvc("status", "--json", cwd=project)) == {}
@@ -79,8 +89,13 @@ def test_exp_run_reruns_only_train_evaluate_report(flow_outcome, project):
     sh("git", "add", "-A", cwd=project)
     sh("git", "commit", "-qm", "baseline", cwd=project)
     out = dvc("exp", "run", "-S", "train.iterations=6", "-n", "longer", cwd=project)
-    assert ran(out) == {"train@dcgan-0", "train@dcgan-1", "evaluate@dcgan-0",
-                        "evaluate@dcgan-1", "report"}
+    assert ran(out) == {
+        "train@dcgan-0",
+        "train@dcgan-1",
+        "evaluate@dcgan-0",
+        "evaluate@dcgan-1",
+        "report",
+    }
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=project))
     changed = {k for changes in diff.values() for k in changes}
     assert "fid_domain_120_test" in changed and "step" in changed

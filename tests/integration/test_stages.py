@@ -8,7 +8,6 @@ import mlflow
 import mlflow.pytorch
 import pytest
 import torch
-
 import yaml
 
 from tests.conftest import ROOT, tiny_params
@@ -35,20 +34,49 @@ def pipeline(tmp_path_factory):
     stage("reference")(["--processed", str(proc), "--out", str(ref), *p])
     for seed in (0, 1):
         run = work / "models" / "dcgan" / str(seed)
-        stage("train")(["--variant", "dcgan", "--seed", str(seed), "--data", str(aug),
-                        "--out", str(run), *p])
-        stage("evaluate")(["--run", str(run), "--reference", str(ref),
-                           "--out", str(work / "metrics" / "dcgan" / f"{seed}.json"), *p])
-    stage("report")(["--metrics", str(work / "metrics"), "--models", str(work / "models"),
-                     "--reference", str(ref), "--out", str(work / "report"), *p])
+        stage("train")(
+            ["--variant", "dcgan", "--seed", str(seed), "--data", str(aug), "--out", str(run), *p]
+        )
+        stage("evaluate")(
+            [
+                "--run",
+                str(run),
+                "--reference",
+                str(ref),
+                "--out",
+                str(work / "metrics" / "dcgan" / f"{seed}.json"),
+                *p,
+            ]
+        )
+    stage("report")(
+        [
+            "--metrics",
+            str(work / "metrics"),
+            "--models",
+            str(work / "models"),
+            "--reference",
+            str(ref),
+            "--out",
+            str(work / "report"),
+            *p,
+        ]
+    )
     return work
 
 
 def test_outputs_exist(pipeline: Path):
-    for path in ("raw/digits.npz", "processed/manifest.json", "augmented/train.npz",
-                 "reference/classifier.pt", "reference/stats_test.npz",
-                 "models/dcgan/0/checkpoint.pt", "models/dcgan/0/samples.png",
-                 "models/dcgan/1/loss.png", "report/index.md", "report/index.html"):
+    for path in (
+        "raw/digits.npz",
+        "processed/manifest.json",
+        "augmented/train.npz",
+        "reference/classifier.pt",
+        "reference/stats_test.npz",
+        "models/dcgan/0/checkpoint.pt",
+        "models/dcgan/0/samples.png",
+        "models/dcgan/1/loss.png",
+        "report/index.md",
+        "report/index.html",
+    ):
         assert (pipeline / path).is_file(), path
 
 
@@ -98,9 +126,21 @@ def test_stage_bad_input_exits_2_with_one_line(tmp_path, capsys):
     from ganstudy.cli import run_stage
 
     with pytest.raises(SystemExit) as exit_:
-        run_stage(stage("train"), ["--variant", "nope", "--seed", "0", "--data", str(tmp_path),
-                                   "--out", str(tmp_path / "out"),
-                                   "--params", str(ROOT / "params.yaml")])
+        run_stage(
+            stage("train"),
+            [
+                "--variant",
+                "nope",
+                "--seed",
+                "0",
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "out"),
+                "--params",
+                str(ROOT / "params.yaml"),
+            ],
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown variant 'nope'") and err.count("\n") == 1

@@ -41,6 +41,7 @@ def test_check_validates_params(capsys):
 
 
 def test_console_script_help():
-    result = subprocess.run([sys.executable, "-m", "ganstudy.cli", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ganstudy.cli", "--help"], capture_output=True, text=True, check=True
+    )
     assert "variants" in result.stdout and "datasets" in result.stdout

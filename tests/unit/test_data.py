@@ -89,8 +89,14 @@ def test_preprocess_digits_writes_splits_and_manifest(tmp_path):
     from ganstudy.config import DownloadConfig
 
     fetch_raw(DownloadConfig(dataset="digits"), tmp_path / "raw")
-    cfg = PreprocessConfig(image_size=16, val_fraction=0.1, test_fraction=0.2,
-                           n_per_class=20, classes=[0, 1, 2], seed=0)
+    cfg = PreprocessConfig(
+        image_size=16,
+        val_fraction=0.1,
+        test_fraction=0.2,
+        n_per_class=20,
+        classes=[0, 1, 2],
+        seed=0,
+    )
     preprocess("digits", tmp_path / "raw", tmp_path / "proc", cfg)
     manifest = read_manifest(tmp_path / "proc")
     assert manifest["classes"] == ["0", "1", "2"]
@@ -98,12 +104,15 @@ def test_preprocess_digits_writes_splits_and_manifest(tmp_path):
     x, y = load_split(tmp_path / "proc", "test")
     assert x.shape[1:] == (16, 16, 1) and set(y.tolist()) == {0, 1, 2}
     with pytest.raises(GanstudyError, match="classes"):
-        preprocess("digits", tmp_path / "raw", tmp_path / "p2", cfg.model_copy(update={"classes": [0, 10]}))
+        preprocess(
+            "digits", tmp_path / "raw", tmp_path / "p2", cfg.model_copy(update={"classes": [0, 10]})
+        )
     assert not (tmp_path / "p2").exists()  # nothing half-written
 
 
-AUG = AugmentConfig(copies=2, rotation_deg=15, translate=0.1, scale=(0.9, 1.1), hflip=0.5,
-                    vflip=0.0, seed=3)
+AUG = AugmentConfig(
+    copies=2, rotation_deg=15, translate=0.1, scale=(0.9, 1.1), hflip=0.5, vflip=0.0, seed=3
+)
 
 
 def test_augment_keeps_originals_and_is_seeded():

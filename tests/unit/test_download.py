@@ -89,12 +89,18 @@ def idx_fixture(www: Path, n: int = 12) -> dict[str, str]:
 
 def test_idx_dataset_downloads_and_decodes(tmp_path, server, monkeypatch):
     www, url, _ = server
-    spec = datasets._idx_dataset("fixture-mnist", "fixture", tuple("0123456789"), url, idx_fixture(www))
+    spec = datasets._idx_dataset(
+        "fixture-mnist", "fixture", tuple("0123456789"), url, idx_fixture(www)
+    )
     monkeypatch.setattr(datasets, "DATASETS", datasets.Registry("dataset"))
     datasets.DATASETS.add("fixture-mnist", spec)
     datasets.fetch_raw(DownloadConfig(dataset="fixture-mnist"), tmp_path / "raw")
     splits = datasets.load_raw("fixture-mnist", tmp_path / "raw")
-    assert splits["train"][0].shape == (12, 28, 28, 1) and splits["test"][1].tolist()[:3] == [0, 1, 2]
+    assert splits["train"][0].shape == (12, 28, 28, 1) and splits["test"][1].tolist()[:3] == [
+        0,
+        1,
+        2,
+    ]
     assert (tmp_path / "raw" / "SOURCE.json").is_file()
 
 
@@ -128,5 +134,6 @@ def test_medmnist_user_supplied_npz(tmp_path):
     assert (tmp_path / "raw" / "pneumoniamnist.npz").is_file()
     np.savez(tmp_path / "broken.npz", train_images=np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(GanstudyError, match="missing train_images/train_labels"):
-        datasets.fetch_raw(cfg.model_copy(update={"local_file": str(tmp_path / "broken.npz")}),
-                           tmp_path / "raw3")
+        datasets.fetch_raw(
+            cfg.model_copy(update={"local_file": str(tmp_path / "broken.npz")}), tmp_path / "raw3"
+        )

@@ -9,13 +9,24 @@ from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ganstudy.training.loop import train_gan
 
 IMAGE = ImageSpec(1, 28, 10)
-VARIANT = VariantConfig(arch="dcgan", arch_args={"z_dim": 16}, game="nonsaturating",
-                        optimizer={"lr_g": 2e-4, "lr_d": 2e-4})
+VARIANT = VariantConfig(
+    arch="dcgan",
+    arch_args={"z_dim": 16},
+    game="nonsaturating",
+    optimizer={"lr_g": 2e-4, "lr_d": 2e-4},
+)
 
 
 def cfg(iterations: int, **kw) -> TrainConfig:
-    base = dict(iterations=iterations, batch_size=8, log_every=1, sample_every=2,
-                checkpoint_every=2, grid_size=4, device="cpu")
+    base = dict(
+        iterations=iterations,
+        batch_size=8,
+        log_every=1,
+        sample_every=2,
+        checkpoint_every=2,
+        grid_size=4,
+        device="cpu",
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -51,9 +62,18 @@ def test_same_seed_same_weights_other_seed_differs(images, tmp_path):
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(images, tmp_path):
     straight = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(4), 3, tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
-        train_gan(images, IMAGE, "dcgan", VARIANT, cfg(4), 3, tmp_path / "resumed",
-                  on_samples=lambda step, _: (_ for _ in ()).throw(KeyboardInterrupt)
-                  if step == 2 else None)
+        train_gan(
+            images,
+            IMAGE,
+            "dcgan",
+            VARIANT,
+            cfg(4),
+            3,
+            tmp_path / "resumed",
+            on_samples=lambda step, _: (
+                (_ for _ in ()).throw(KeyboardInterrupt) if step == 2 else None
+            ),
+        )
     assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME)["step"] == 2
     resumed = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(4), 3, tmp_path / "resumed")
     assert resumed.resumed_from == 2
@@ -81,8 +101,9 @@ def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(images, tmp_p
     with pytest.raises(GanstudyError, match="diverged at iteration 1"):
         train_gan(images, IMAGE, "dcgan", bad, cfg(2), 0, tmp_path)
     kept = load_checkpoint(tmp_path / CHECKPOINT_NAME)
-    assert kept["step"] == good["step"] and torch.equal(kept["G"]["project.weight"],
-                                                        good["G"]["project.weight"])
+    assert kept["step"] == good["step"] and torch.equal(
+        kept["G"]["project.weight"], good["G"]["project.weight"]
+    )
 
 
 def test_corrupt_checkpoint_is_clear_error(tmp_path):

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ganstudy.errors import GanstudyError
 from ganstudy.io import array_digest, read_json, write_json, write_npz
@@ -58,8 +59,6 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return read_json(path)
 
 
-def to_model_range(images: np.ndarray) -> "torch.Tensor":
+def to_model_range(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1], the range every model here uses."""
-    import torch
-
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)

@@ -4,23 +4,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.transforms import v2
 from tqdm import tqdm
 
 import ganstudy._torchvision  # noqa: F401  (before torchvision)
-from torchvision.transforms import v2
-
 from ganstudy.config import AugmentConfig
 from ganstudy.data.arrays import Split, load_split, read_manifest, save_split, write_manifest
 from ganstudy.io import atomic_dir
 
 
 def classic_transform(cfg: AugmentConfig) -> v2.Transform:
-    return v2.Compose([
-        v2.RandomAffine(degrees=cfg.rotation_deg, translate=(cfg.translate, cfg.translate),
-                        scale=cfg.scale),
-        v2.RandomHorizontalFlip(cfg.hflip),
-        v2.RandomVerticalFlip(cfg.vflip),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomAffine(
+                degrees=cfg.rotation_deg, translate=(cfg.translate, cfg.translate), scale=cfg.scale
+            ),
+            v2.RandomHorizontalFlip(cfg.hflip),
+            v2.RandomVerticalFlip(cfg.vflip),
+        ]
+    )
 
 
 def augment_split(split: Split, cfg: AugmentConfig) -> Split:
@@ -32,8 +34,12 @@ def augment_split(split: Split, cfg: AugmentConfig) -> Split:
     copies = [x]
     for copy in range(cfg.copies):
         out = torch.empty_like(images)
-        for i in tqdm(range(len(images)), desc=f"augment copy {copy + 1}/{cfg.copies}",
-                      leave=False, mininterval=2):
+        for i in tqdm(
+            range(len(images)),
+            desc=f"augment copy {copy + 1}/{cfg.copies}",
+            leave=False,
+            mininterval=2,
+        ):
             out[i] = transform(images[i])  # a fresh transform per image
         copies.append(out.permute(0, 2, 3, 1).numpy())
     return np.concatenate(copies), np.tile(y, cfg.copies + 1)
@@ -45,6 +51,11 @@ def augment(processed_dir: str | Path, out_dir: str | Path, cfg: AugmentConfig) 
     train = augment_split(load_split(processed_dir, "train"), cfg)
     with atomic_dir(out_dir) as tmp:
         save_split(tmp / "train.npz", train)
-        write_manifest(tmp, manifest["dataset"], manifest["classes"], {"train": train},
-                       extra={"augment": cfg.model_dump(), "source": str(processed_dir)})
+        write_manifest(
+            tmp,
+            manifest["dataset"],
+            manifest["classes"],
+            {"train": train},
+            extra={"augment": cfg.model_dump(), "source": str(processed_dir)},
+        )
     return Path(out_dir)

@@ -97,8 +97,18 @@ DATASETS.add(
     _idx_dataset(
         "fashion-mnist",
         "Zalando Fashion-MNIST, 70k 28x28 grey clothing images, 10 classes (offline via Debian)",
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         {
             "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -152,8 +162,7 @@ DATASETS.add(
     DatasetSpec(
         "cifar10",
         "CIFAR-10, 60k 32x32 colour images, 10 classes (download)",
-        ("airplane", "automobile", "bird", "cat", "deer",
-         "dog", "frog", "horse", "ship", "truck"),
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         3,
         _fetch_cifar10,
         lambda raw_dir: formats.read_cifar10(raw_dir / CIFAR10_FILE.name),
@@ -200,7 +209,9 @@ MEDMNIST = json.loads((Path(__file__).with_name("medmnist.json")).read_text(enco
 def _medmnist(flag: str, info: dict) -> DatasetSpec:
     def file_for(size: int) -> RemoteFile:
         if str(size) not in info["md5"]:
-            raise GanstudyError(f"{flag}: size {size} not published; valid: {', '.join(info['md5'])}")
+            raise GanstudyError(
+                f"{flag}: size {size} not published; valid: {', '.join(info['md5'])}"
+            )
         name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
         return RemoteFile(name, MEDMNIST["url"].format(file=name), info["md5"][str(size)])
 
@@ -229,9 +240,12 @@ def _medmnist(flag: str, info: dict) -> DatasetSpec:
     sizes = "/".join(info["md5"])
     description = (
         f"MedMNIST {flag}: {len(info['classes'])} classes, {info['channels']} channel(s), "
-        f"{sum(info['n_samples'].values())} images at {sizes} px ({info['license']}; download or .npz)"
+        f"{sum(info['n_samples'].values())} images at {sizes} px "
+        f"({info['license']}; download or .npz)"
     )
-    return DatasetSpec(flag, description, tuple(info["classes"]), info["channels"], fetch_npz, load_npz)
+    return DatasetSpec(
+        flag, description, tuple(info["classes"]), info["channels"], fetch_npz, load_npz
+    )
 
 
 for _flag, _info in MEDMNIST["datasets"].items():

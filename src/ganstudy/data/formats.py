@@ -41,11 +41,19 @@ def read_cifar10(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     with tarfile.open(archive, "r:gz") as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
             stem = Path(member.name).name
-            split = "train" if stem.startswith("data_batch") else "test" if stem == "test_batch" else None
+            split = (
+                "train"
+                if stem.startswith("data_batch")
+                else "test"
+                if stem == "test_batch"
+                else None
+            )
             if split is None:
                 continue
             batch = pickle.load(tar.extractfile(member), encoding="bytes")  # noqa: S301 (md5-checked)
-            images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            images = (
+                np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            )
             splits[split].append((images, np.asarray(batch[b"labels"], np.int64)))
     return {
         s: (np.concatenate([b[0] for b in parts]), np.concatenate([b[1] for b in parts]))

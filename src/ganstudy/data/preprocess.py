@@ -47,7 +47,9 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     out = []
     for chunk in np.array_split(images, max(1, len(images) // 4096)):
         t = torch.from_numpy(chunk).permute(0, 3, 1, 2).float()  # (N, C, H, W)
-        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        t = F.interpolate(
+            t, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
         out.append(t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
     return np.concatenate(out)
 
@@ -56,13 +58,19 @@ def make_splits(splits: dict[str, Split], cfg: PreprocessConfig) -> dict[str, Sp
     """Official splits where the dataset has them; stratified splits where it does not."""
     splits = dict(splits)
     if "all" in splits:
-        splits["train"], splits["test"] = stratified_split(splits.pop("all"), cfg.test_fraction, cfg.seed)
+        splits["train"], splits["test"] = stratified_split(
+            splits.pop("all"), cfg.test_fraction, cfg.seed
+        )
     if "val" not in splits:
-        splits["train"], splits["val"] = stratified_split(splits["train"], cfg.val_fraction, cfg.seed)
+        splits["train"], splits["val"] = stratified_split(
+            splits["train"], cfg.val_fraction, cfg.seed
+        )
     return {k: splits[k] for k in ("train", "val", "test")}
 
 
-def preprocess(dataset: str, raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig) -> Path:
+def preprocess(
+    dataset: str, raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig
+) -> Path:
     """Write ``train/val/test.npz`` and ``manifest.json`` for ``dataset`` into ``out_dir``."""
     spec = DATASETS.get(dataset)
     classes = list(spec.classes)
@@ -70,8 +78,9 @@ def preprocess(dataset: str, raw_dir: str | Path, out_dir: str | Path, cfg: Prep
     if cfg.classes is not None:
         bad = [c for c in cfg.classes if not 0 <= c < len(classes)]
         if bad or len(set(cfg.classes)) != len(cfg.classes):
+            last = len(classes) - 1
             raise GanstudyError(
-                f"preprocess.classes: {cfg.classes} must be distinct indices in 0..{len(classes) - 1}"
+                f"preprocess.classes: {cfg.classes} must be distinct indices in 0..{last}"
             )
         splits = {k: select_classes(v, cfg.classes) for k, v in splits.items()}
         classes = [classes[c] for c in cfg.classes]

@@ -22,9 +22,13 @@ class DomainClassifier(nn.Module):
     def __init__(self, channels: int, num_classes: int, feature_dim: int = 128) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
             nn.MaxPool2d(2),  # (B, 32, H/2, W/2)
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
             nn.MaxPool2d(2),  # (B, 64, H/4, W/4)
             nn.AdaptiveAvgPool2d(4),  # (B, 64, 4, 4) whatever the input size
             nn.Flatten(),
@@ -41,8 +45,9 @@ class DomainClassifier(nn.Module):
         return self.head(self.body(x))  # (B, K) logits
 
 
-def train_classifier(train: Split, cfg: ReferenceConfig, num_classes: int,
-                     device: torch.device) -> DomainClassifier:
+def train_classifier(
+    train: Split, cfg: ReferenceConfig, num_classes: int, device: torch.device
+) -> DomainClassifier:
     torch.manual_seed(cfg.seed)
     x, y = to_model_range(train[0]).to(device), torch.from_numpy(train[1]).to(device)
     model = DomainClassifier(x.shape[1], num_classes, cfg.feature_dim).to(device)
@@ -62,7 +67,9 @@ def train_classifier(train: Split, cfg: ReferenceConfig, num_classes: int,
 
 
 @torch.no_grad()
-def extract(model: DomainClassifier, images: torch.Tensor, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def extract(
+    model: DomainClassifier, images: torch.Tensor, batch_size: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
     """Features (N, D) and class probabilities (N, K) of (N, C, H, W) images in [-1, 1]."""
     device = next(model.parameters()).device
     feats, probs = [], []
@@ -77,11 +84,21 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == labels).mean())
 
 
-def save_classifier(path: Path, model: DomainClassifier, image_shape: list[int], classes: list[str]) -> None:
+def save_classifier(
+    path: Path, model: DomainClassifier, image_shape: list[int], classes: list[str]
+) -> None:
     with atomic_path(path) as tmp:
-        torch.save({"state": model.state_dict(), "channels": model.body[0].in_channels,
-                    "num_classes": model.head[1].out_features, "feature_dim": model.head[1].in_features,
-                    "image_shape": image_shape, "classes": classes}, tmp)
+        torch.save(
+            {
+                "state": model.state_dict(),
+                "channels": model.body[0].in_channels,
+                "num_classes": model.head[1].out_features,
+                "feature_dim": model.head[1].in_features,
+                "image_shape": image_shape,
+                "classes": classes,
+            },
+            tmp,
+        )
 
 
 def load_classifier(path: str | Path, device: torch.device) -> DomainClassifier:
@@ -93,5 +110,7 @@ def load_classifier(path: str | Path, device: torch.device) -> DomainClassifier:
         model = DomainClassifier(state["channels"], state["num_classes"], state["feature_dim"])
         model.load_state_dict(state["state"])
     except Exception as err:  # noqa: BLE001 (corrupt file: many exception types)
-        raise GanstudyError(f"{path}: unreadable domain classifier ({type(err).__name__})") from None
+        raise GanstudyError(
+            f"{path}: unreadable domain classifier ({type(err).__name__})"
+        ) from None
     return model.to(device).eval()

@@ -19,7 +19,9 @@ from ganstudy.training.run import RUN_FILE, run_name
 
 
 @torch.no_grad()
-def generate(run_dir: str | Path, n: int, batch_size: int, device: torch.device) -> tuple[torch.Tensor, dict]:
+def generate(
+    run_dir: str | Path, n: int, batch_size: int, device: torch.device
+) -> tuple[torch.Tensor, dict]:
     """``n`` images (N, C, H, W) in [-1, 1] from the run's final generator, seeded by its seed."""
     state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     G, _ = build_gan(state["arch"], ImageSpec(*state["image"]), state["arch_args"])
@@ -33,8 +35,9 @@ def generate(run_dir: str | Path, n: int, batch_size: int, device: torch.device)
     return torch.cat(chunks), state
 
 
-def score(images: torch.Tensor, reference_dir: str | Path, cfg: EvaluateConfig,
-          device: torch.device) -> dict[str, float]:
+def score(
+    images: torch.Tensor, reference_dir: str | Path, cfg: EvaluateConfig, device: torch.device
+) -> dict[str, float]:
     """FID and IS of ``images`` in the domain-classifier space, names carrying the protocol."""
     model = load_classifier(Path(reference_dir) / CLASSIFIER_NAME, device)
     feats, probs = extract(model, images, cfg.batch_size)
@@ -43,7 +46,9 @@ def score(images: torch.Tensor, reference_dir: str | Path, cfg: EvaluateConfig,
     n = len(images)
     is_mean, is_std = inception_score(probs, cfg.is_splits)
     return {
-        metric_name("fid", BACKBONE, n, cfg.reference_split): frechet_distance(mu, sigma, mu_ref, sigma_ref),
+        metric_name("fid", BACKBONE, n, cfg.reference_split): frechet_distance(
+            mu, sigma, mu_ref, sigma_ref
+        ),
         f"{metric_name('is', BACKBONE, n)}_mean": is_mean,
         f"{metric_name('is', BACKBONE, n)}_std": is_std,
     }

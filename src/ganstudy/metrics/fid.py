@@ -4,10 +4,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
-import ganstudy._torchvision  # noqa: F401  (pytorch_fid imports torchvision)
 from pytorch_fid.fid_score import calculate_frechet_distance
 
+import ganstudy._torchvision  # noqa: F401  (pytorch_fid imports torchvision)
 from ganstudy.errors import GanstudyError
 from ganstudy.io import write_npz
 
@@ -27,7 +26,9 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """pytorch-fid's ``calculate_frechet_distance``; never a complex number or NaN."""
     with warnings.catch_warnings():  # pytorch-fid 0.3.0 passes scipy's deprecated `disp`
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*disp.*")

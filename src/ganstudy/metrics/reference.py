@@ -35,13 +35,17 @@ def build_reference(processed_dir: str | Path, out_dir: str | Path, cfg: Referen
         "classifier_val_accuracy": accuracy(probs_val, val[1]),
         "classifier_test_accuracy": accuracy(probs_test, test[1]),
         # Real-vs-real floor: what FID gives two real samples at these sizes.
-        f"{metric_name('fid', BACKBONE, len(val[1]), 'test')}_real_val": frechet_distance(mu_v, s_v, mu_t, s_t),
+        f"{metric_name('fid', BACKBONE, len(val[1]), 'test')}_real_val": frechet_distance(
+            mu_v, s_v, mu_t, s_t
+        ),
         f"{metric_name('is', BACKBONE, len(test[1]))}_real_test_mean": is_mean,
         f"{metric_name('is', BACKBONE, len(test[1]))}_real_test_std": is_std,
         "feature_dim": cfg.feature_dim,
     }
     with atomic_dir(out_dir) as tmp:
-        save_classifier(tmp / CLASSIFIER_NAME, model.cpu(), manifest["image_shape"], manifest["classes"])
+        save_classifier(
+            tmp / CLASSIFIER_NAME, model.cpu(), manifest["image_shape"], manifest["classes"]
+        )
         save_stats(tmp / stats_name("val"), feats_val)
         save_stats(tmp / stats_name("test"), feats_test)
         write_json(tmp / METRICS_NAME, metrics)

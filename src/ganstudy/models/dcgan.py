@@ -32,7 +32,9 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(128, 64, 3, stride=1, padding=1),  # (B, 64, 14, 14)
             nn.BatchNorm2d(64, **KERAS_BN),
             nn.LeakyReLU(slope),
-            nn.ConvTranspose2d(64, channels, 3, stride=2, padding=1, output_padding=1),  # (B,C,28,28)
+            nn.ConvTranspose2d(
+                64, channels, 3, stride=2, padding=1, output_padding=1
+            ),  # (B,C,28,28)
             nn.Tanh(),
         )
         self.apply(glorot_init)
@@ -65,11 +67,18 @@ class Discriminator(nn.Module):
 
 def build(image: ImageSpec, z_dim: int = 100, slope: float = 0.01) -> tuple[nn.Module, nn.Module]:
     if image.size != 28:
-        raise GanstudyError(f"architecture 'dcgan' builds 28x28 images, data is {image.size}x{image.size}"
-                            " (set preprocess.image_size: 28)")
+        raise GanstudyError(
+            f"architecture 'dcgan' builds 28x28 images, data is {image.size}x{image.size}"
+            " (set preprocess.image_size: 28)"
+        )
     return Generator(z_dim, image.channels, slope), Discriminator(image.channels, slope)
 
 
-ARCHITECTURES.add("dcgan", Architecture(
-    "dcgan", "DCGAN of GANs in Action ch. 4 (28x28; G 1,636,737 / D 95,105 params at 1 channel)", build,
-))
+ARCHITECTURES.add(
+    "dcgan",
+    Architecture(
+        "dcgan",
+        "DCGAN of GANs in Action ch. 4 (28x28; G 1,636,737 / D 95,105 params at 1 channel)",
+        build,
+    ),
+)

@@ -35,7 +35,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 (torch raises many types for corrupt files)
-        raise GanstudyError(f"{path}: corrupt or unreadable checkpoint ({type(err).__name__})") from None
+        raise GanstudyError(
+            f"{path}: corrupt or unreadable checkpoint ({type(err).__name__})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanstudyError(f"{path}: not a ganstudy checkpoint of format {FORMAT}")
     return state

@@ -35,7 +35,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanstudyError(f"device {name!r} requested but CUDA is not available (use auto or cpu)")
+        raise GanstudyError(
+            f"device {name!r} requested but CUDA is not available (use auto or cpu)"
+        )
     return torch.device(name)
 
 
@@ -49,8 +51,12 @@ class TrainResult:
 
 def resolved_config(variant: VariantConfig, cfg: TrainConfig, seed: int, image: ImageSpec) -> dict:
     """Everything that determines a training run; its hash decides whether to resume."""
-    return {"variant": variant.model_dump(mode="json"), "train": cfg.model_dump(mode="json"),
-            "seed": seed, "image": [image.channels, image.size, image.num_classes]}
+    return {
+        "variant": variant.model_dump(mode="json"),
+        "train": cfg.model_dump(mode="json"),
+        "seed": seed,
+        "image": [image.channels, image.size, image.num_classes],
+    }
 
 
 def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -106,23 +112,42 @@ def train_gan(
     resumed_from = step
 
     def checkpoint() -> None:
-        save_checkpoint(ckpt_path, {
-            "variant": variant_name, "arch": variant.arch, "arch_args": variant.arch_args,
-            "game": variant.game, "image": resolved["image"], "z_dim": G.z_dim,
-            "config": resolved, "config_hash": chash, "step": step,
-            "G": G.state_dict(), "D": D.state_dict(),
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "rng_cpu": torch.get_rng_state(), "rng_sampler": sampler.get_state(),
-        })
+        save_checkpoint(
+            ckpt_path,
+            {
+                "variant": variant_name,
+                "arch": variant.arch,
+                "arch_args": variant.arch_args,
+                "game": variant.game,
+                "image": resolved["image"],
+                "z_dim": G.z_dim,
+                "config": resolved,
+                "config_hash": chash,
+                "step": step,
+                "G": G.state_dict(),
+                "D": D.state_dict(),
+                "opt_G": opt_G.state_dict(),
+                "opt_D": opt_D.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "rng_sampler": sampler.get_state(),
+            },
+        )
         write_with(out_dir / HISTORY_NAME, lambda p: pd.DataFrame(history).to_csv(p, index=False))
 
     # Train.
     G.train(), D.train()
-    bar = tqdm(total=cfg.iterations, initial=step, desc=f"train {variant_name} seed {seed}",
-               unit="it", mininterval=2)
+    bar = tqdm(
+        total=cfg.iterations,
+        initial=step,
+        desc=f"train {variant_name} seed {seed}",
+        unit="it",
+        mininterval=2,
+    )
     while step < cfg.iterations:
         for _ in range(game.d_steps):
-            real = data[torch.randint(len(data), (cfg.batch_size,), generator=sampler, device=device)]
+            real = data[
+                torch.randint(len(data), (cfg.batch_size,), generator=sampler, device=device)
+            ]
             z = torch.randn(cfg.batch_size, G.z_dim, generator=sampler, device=device)
             with torch.no_grad():
                 fake = G(z)

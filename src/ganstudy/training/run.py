@@ -46,14 +46,22 @@ def train_variant(
 
     # Resume the MLflow run too when the checkpoint will be resumed.
     previous = None
-    if (out_dir / CHECKPOINT_NAME).is_file() and (out_dir / RUN_FILE).is_file():
-        if load_checkpoint(out_dir / CHECKPOINT_NAME).get("config_hash") == config_hash(resolved):
-            previous = read_json(out_dir / RUN_FILE).get("run_id")
+    ckpt, run_file = out_dir / CHECKPOINT_NAME, out_dir / RUN_FILE
+    # Only a checkpoint of the same config is resumed (see train_gan).
+    same = ckpt.is_file() and load_checkpoint(ckpt).get("config_hash") == config_hash(resolved)
+    if same and run_file.is_file():
+        previous = read_json(run_file).get("run_id")
     if previous is None:  # a fresh start: nothing of an earlier config may survive
         shutil.rmtree(out_dir, ignore_errors=True)
 
-    tags = {"variant": variant_name, "seed": str(seed), "dataset": manifest["dataset"],
-            "arch": variant.arch, "game": variant.game, "study": study.name}
+    tags = {
+        "variant": variant_name,
+        "seed": str(seed),
+        "dataset": manifest["dataset"],
+        "arch": variant.arch,
+        "game": variant.game,
+        "study": study.name,
+    }
     with start_run(tracking, study.name, run_name(variant_name, seed), tags, previous) as run:
         run.log_params({**resolved, "dataset": manifest["dataset"], "n_train": len(x)})
         write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "config_hash": config_hash(resolved)})
@@ -62,14 +70,23 @@ def train_variant(
             path = save_grid(samples, out_dir / "samples" / f"step_{step:06d}.png")
             run.log_artifact(path, "samples")
 
-        result = train_gan(images, image, variant_name, variant, cfg, seed, out_dir,
-                           sink=lambda step, stats: run.log_metrics(stats, step),
-                           on_samples=on_samples)
+        result = train_gan(
+            images,
+            image,
+            variant_name,
+            variant,
+            cfg,
+            seed,
+            out_dir,
+            sink=lambda step, stats: run.log_metrics(stats, step),
+            on_samples=on_samples,
+        )
 
         # Export the final pictures and the generator.
         copy_into(out_dir / "samples" / f"step_{result.step:06d}.png", out_dir / SAMPLES_NAME)
-        save_loss_curves({f"seed {seed}": result.history}, out_dir / LOSS_PLOT_NAME,
-                         run_name(variant_name, seed))
+        save_loss_curves(
+            {f"seed {seed}": result.history}, out_dir / LOSS_PLOT_NAME, run_name(variant_name, seed)
+        )
         write_json(out_dir / "config.json", resolved)
         run.log_artifact(out_dir / LOSS_PLOT_NAME)
         run.log_artifact(out_dir / SAMPLES_NAME)
