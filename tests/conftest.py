@@ -29,7 +29,7 @@ os.environ.update(
 )
 os.environ.pop("PREFECT_API_URL", None)
 
-import ganstudy._torchvision  # noqa: E402,F401  (before anything imports torchvision)
+import ganstudy  # noqa: E402,F401  (its __init__ lets torchvision import on the CPU torch)
 
 ROOT = Path(__file__).resolve().parents[1]
 

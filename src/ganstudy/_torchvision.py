@@ -1,28 +1,31 @@
 """Make ``import torchvision`` work with the CPU build of torch.
 
-PyPI has no CPU torchvision; its CUDA wheel cannot load its C++ ops against CPU torch, then fails
-registering fake kernels for ``torchvision::nms``. Defining the two op schemas first lets it import;
-nms itself stays unavailable, which no GAN code needs. Import this module before torchvision
-(and before pytorch_fid, which imports torchvision).
+PyPI has no CPU torchvision; its CUDA wheel's C++ ops cannot load against the CPU torch, and
+torchvision then fails registering fake kernels for ``torchvision::nms``. When the ops library
+does not load, defining the two op schemas first lets torchvision import; nms itself stays
+unavailable, which no GAN code needs. ``ganstudy/__init__`` runs this before anything else.
 """
+
+import importlib.util
+from pathlib import Path
 
 import torch
 
+_LIBS: list[torch.library.Library] = []  # op schemas live as long as their Library object
 
-def _define_missing_ops() -> None:
-    try:
-        torch.ops.torchvision.nms  # noqa: B018 (present when torchvision's _C loads)
+
+def ensure_torchvision_imports() -> None:
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
         return
-    except (AttributeError, RuntimeError):
-        pass
-    lib = torch.library.Library("torchvision", "DEF")  # noqa: TID251
+    ops_lib = next(Path(spec.submodule_search_locations[0]).glob("_C*.so"), None)
+    if ops_lib is not None:
+        try:
+            torch.ops.load_library(str(ops_lib))  # what torchvision does; registers nms
+            return
+        except OSError:  # e.g. libc10_cuda.so missing under the CPU torch
+            pass
+    lib = torch.library.Library("torchvision", "DEF")
     for op in ("nms", "qnms"):
         lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _LIBS.append(lib)  # the schemas live as long as the Library object
-
-
-_LIBS: list = []
-if not torch.cuda.is_available() or torch.version.cuda is None:
-    _define_missing_ops()
-
-import torchvision  # noqa: E402,F401
+    _LIBS.append(lib)

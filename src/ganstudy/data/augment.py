@@ -7,7 +7,6 @@ import torch
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-import ganstudy._torchvision  # noqa: F401  (before torchvision)
 from ganstudy.config import AugmentConfig
 from ganstudy.data.arrays import Split, load_split, read_manifest, save_split, write_manifest
 from ganstudy.io import atomic_dir

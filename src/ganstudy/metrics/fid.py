@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 from pytorch_fid.fid_score import calculate_frechet_distance
 
-import ganstudy._torchvision  # noqa: F401  (pytorch_fid imports torchvision)
 from ganstudy.errors import GanstudyError
 from ganstudy.io import write_npz
 
