@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: the offline Fashion-MNIST copy (Debian, when apt is usable), a
+# virtual environment in .venv with every dependency pinned (requirements.lock), and ganstudy
+# itself (editable). Idempotent: re-running only fills in what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+"$PYTHON" - <<'PY' || { echo "error: ganstudy needs Python 3.11 (set PYTHON=/path/to/python3.11)" >&2; exit 2; }
+import sys
+sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)
+PY
+
+# Offline default data: Debian's dataset-fashion-mnist. Without it, the download stage fetches
+# Fashion-MNIST from its official mirror (checksums verified).
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if $SUDO apt-get update -qq >/dev/null && \
+     $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null; then
+    echo "installed dataset-fashion-mnist (offline Fashion-MNIST)"
+  else
+    echo "note: could not install dataset-fashion-mnist; the download stage will fetch the data"
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# A CUDA machine's pip takes the CUDA build of the pinned torch from the index.
+.venv/bin/python -m pip install -q -c requirements.lock -e '.[dev]'
+.venv/bin/python -m pip check >/dev/null || { .venv/bin/python -m pip check; exit 1; }
+.venv/bin/ganstudy check >/dev/null
+echo "environment ready: .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
