@@ -81,10 +81,13 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(images, tmp_path):
     assert list(resumed.history["step"]) == [1, 2, 3, 4]
 
 
-def test_checkpoint_of_another_config_is_not_resumed(images, tmp_path):
+def test_checkpoint_of_another_config_or_data_is_not_resumed(images, tmp_path):
     train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2), 3, tmp_path)
+    assert train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2), 3, tmp_path).resumed_from == 2
     other = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2, batch_size=4), 3, tmp_path)
     assert other.resumed_from == 0
+    new_data = train_gan(images.flip(0), IMAGE, "dcgan", VARIANT, cfg(2, batch_size=4), 3, tmp_path)
+    assert new_data.resumed_from == 0
 
 
 class Exploding(NonSaturating):

@@ -18,9 +18,22 @@ FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """A stable hash of a resolved config; a checkpoint resumes only into the same config."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+def resume_key(resolved: dict[str, Any]) -> str:
+    """What a checkpoint must match to be resumed: the resolved config (data digest included)
+    and the training code. A finished run re-triggered by changed code or data starts afresh."""
+    h = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(
+        [*package.glob("training/*.py"), *package.glob("models/*.py"), package / "losses.py"]
+    ):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def tensor_digest(x: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes (zero-copy through a memoryview)."""
+    array = x.detach().cpu().contiguous().numpy()
+    return hashlib.sha256(memoryview(array).cast("B")).hexdigest()[:16]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

@@ -22,9 +22,10 @@ from ganstudy.losses import build_game
 from ganstudy.models import ImageSpec, build_gan
 from ganstudy.training.checkpoint import (
     CHECKPOINT_NAME,
-    config_hash,
     load_checkpoint,
+    resume_key,
     save_checkpoint,
+    tensor_digest,
 )
 
 Sink = Callable[[int, dict[str, float]], None]  # (iteration, named scalars) -> None
@@ -49,13 +50,16 @@ class TrainResult:
     resumed_from: int  # 0 for a fresh start
 
 
-def resolved_config(variant: VariantConfig, cfg: TrainConfig, seed: int, image: ImageSpec) -> dict:
-    """Everything that determines a training run; its hash decides whether to resume."""
+def resolved_config(
+    variant: VariantConfig, cfg: TrainConfig, seed: int, image: ImageSpec, images: torch.Tensor
+) -> dict:
+    """Everything that determines a training run, the training data's digest included."""
     return {
         "variant": variant.model_dump(mode="json"),
         "train": cfg.model_dump(mode="json"),
         "seed": seed,
         "image": [image.channels, image.size, image.num_classes],
+        "data_digest": tensor_digest(images),
     }
 
 
@@ -78,8 +82,8 @@ def train_gan(
     """Train ``variant`` on ``images`` ((N, C, H, W) float in [-1, 1]), checkpointing in out_dir."""
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
-    resolved = resolved_config(variant, cfg, seed, image)
-    chash = config_hash(resolved)
+    resolved = resolved_config(variant, cfg, seed, image, images)
+    key = resume_key(resolved)
 
     # Construct networks, game and optimizers.
     torch.manual_seed(seed)
@@ -99,7 +103,7 @@ def train_gan(
     ckpt_path = out_dir / CHECKPOINT_NAME
     if ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)  # on CPU: RNG states must stay there
-        if state.get("config_hash") == chash:
+        if state.get("resume_key") == key:
             G.load_state_dict(state["G"])
             D.load_state_dict(state["D"])
             opt_G.load_state_dict(state["opt_G"])
@@ -122,7 +126,7 @@ def train_gan(
                 "image": resolved["image"],
                 "z_dim": G.z_dim,
                 "config": resolved,
-                "config_hash": chash,
+                "resume_key": key,
                 "step": step,
                 "G": G.state_dict(),
                 "D": D.state_dict(),

@@ -11,7 +11,7 @@ from ganstudy.io import copy_into, read_json, write_json
 from ganstudy.models import ImageSpec
 from ganstudy.plots import save_grid, save_loss_curves
 from ganstudy.tracking import start_run
-from ganstudy.training.checkpoint import CHECKPOINT_NAME, config_hash, load_checkpoint
+from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, resume_key
 from ganstudy.training.loop import resolved_config, train_gan
 
 RUN_FILE = "run.json"  # links the run folder to its MLflow run
@@ -42,13 +42,14 @@ def train_variant(
     x, _ = load_split(data_dir, "train")
     images = to_model_range(x)  # (N, C, H, W) in [-1, 1]
     image = ImageSpec(images.shape[1], images.shape[2], len(manifest["classes"]))
-    resolved = resolved_config(variant, cfg, seed, image)
+    resolved = resolved_config(variant, cfg, seed, image, images)
+    key = resume_key(resolved)
 
     # Resume the MLflow run too when the checkpoint will be resumed.
     previous = None
     ckpt, run_file = out_dir / CHECKPOINT_NAME, out_dir / RUN_FILE
-    # Only a checkpoint of the same config is resumed (see train_gan).
-    same = ckpt.is_file() and load_checkpoint(ckpt).get("config_hash") == config_hash(resolved)
+    # Only a checkpoint of the same config, data and code is resumed (see train_gan).
+    same = ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == key
     if same and run_file.is_file():
         previous = read_json(run_file).get("run_id")
     if previous is None:  # a fresh start: nothing of an earlier config may survive
@@ -64,7 +65,7 @@ def train_variant(
     }
     with start_run(tracking, study.name, run_name(variant_name, seed), tags, previous) as run:
         run.log_params({**resolved, "dataset": manifest["dataset"], "n_train": len(x)})
-        write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "config_hash": config_hash(resolved)})
+        write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": key})
 
         def on_samples(step: int, samples: torch.Tensor) -> None:
             path = save_grid(samples, out_dir / "samples" / f"step_{step:06d}.png")
