@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,14 @@ def start_run(
     try:
         yield Run(active.info.run_id)
         status = "FINISHED"
+    except MlflowException as err:  # e.g. the tracking server went down mid-run
+        raise GanstudyError(
+            f"MLflow tracking at {uri} failed: {_short(err)} (local outputs are kept; "
+            "rerun to resume)"
+        ) from None
     finally:
-        mlflow.end_run(status=status)
+        with suppress(MlflowException):  # an unreachable store: the error above says so
+            mlflow.end_run(status=status)
 
 
 def _run_exists(run_id: str, experiment_id: str) -> bool:

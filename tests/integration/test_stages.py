@@ -145,3 +145,35 @@ def test_stage_bad_input_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: unknown variant 'nope'") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_tracking_store_down_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from ganstudy.cli import run_stage
+
+    # Nothing listens on port 9 of the loopback: the stage must fail fast and say so.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params()))
+    data = tmp_path / "data"
+    stage("download")(["--out", str(tmp_path / "raw"), "--params", str(params)])
+    stage("preprocess")(
+        ["--raw", str(tmp_path / "raw"), "--out", str(data), "--params", str(params)]
+    )
+    with pytest.raises(SystemExit) as exit_:
+        run_stage(
+            stage("train"),
+            [
+                "--variant",
+                "dcgan",
+                "--seed",
+                "0",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "run"),
+                "--params",
+                str(params),
+            ],
+        )
+    assert exit_.value.code == 2
+    assert "MLflow tracking at http://127.0.0.1:9 is unavailable" in capsys.readouterr().err

@@ -139,7 +139,8 @@ def train_gan(
         write_with(out_dir / HISTORY_NAME, lambda p: pd.DataFrame(history).to_csv(p, index=False))
 
     # Train.
-    G.train(), D.train()
+    G.train()
+    D.train()
     bar = tqdm(
         total=cfg.iterations,
         initial=step,
