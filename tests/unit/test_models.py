@@ -4,8 +4,8 @@ import torch
 from ganstudy.errors import GanstudyError
 from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan
 
-# Parameter counts the book gives (GANs in Action, listings 4.3/4.4, one channel).
-BOOK_PARAMS = {"dcgan": (1_636_737, 95_105)}
+# Parameter counts the book gives (GANs in Action, listings 3.3/3.4 and 4.3/4.4, 28x28x1).
+BOOK_PARAMS = {"dcgan": (1_636_737, 95_105), "gan": (114_064, 100_609)}
 IMAGE = ImageSpec(channels=1, size=28, num_classes=10)
 
 

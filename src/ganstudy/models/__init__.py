@@ -35,4 +35,4 @@ def build_gan(arch: str, image: ImageSpec, arch_args: dict) -> tuple[nn.Module, 
         raise GanstudyError(f"architecture {arch!r}: {err}") from None
 
 
-from ganstudy.models import dcgan  # noqa: E402,F401  (registers its entries)
+from ganstudy.models import dcgan, gan  # noqa: E402,F401  (registers their entries)
