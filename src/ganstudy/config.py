@@ -99,6 +99,7 @@ class TrainConfig(Section):
 
 
 class OptimizerConfig(Section):
+    name: Literal["adam", "rmsprop"] = "adam"  # rmsprop uses lr_g/lr_d and eps, ignores betas
     lr_g: float = Field(gt=0.0)
     lr_d: float = Field(gt=0.0)
     betas: tuple[float, float] = (0.5, 0.999)

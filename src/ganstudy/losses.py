@@ -1,9 +1,12 @@
 """The GAN games. A game owns the objective: what D and G minimise and how many D steps it takes.
 
-The training loop only schedules: it asks the game for D's loss ``d_steps`` times, then G's.
-D returns logits (B,); games that need probabilities apply the sigmoid themselves.
+The training loop only schedules: it asks the game for D's loss ``d_steps`` times (calling
+``after_d_step`` after each D update, e.g. for weight clipping), then G's.
+D returns raw scores (B,): logits for the cross-entropy games, critic values for the others.
+Options are dataclass fields, set from ``game_args`` in params.yaml and checked on construction.
 """
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -30,8 +33,13 @@ class Game(ABC):
         """D's loss on a real batch and a (detached) fake batch."""
 
     @abstractmethod
-    def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
-        """G's loss on a fake batch that still carries G's graph."""
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        """G's loss on a fake batch that still carries G's graph, and a fresh real batch."""
+
+    def after_d_step(self, D: nn.Module) -> None:  # noqa: B027 (optional hook, no-op default)
+        """Runs right after each optimizer step on D (e.g. weight clipping); default: nothing."""
 
 
 GAMES: Registry[type[Game]] = Registry("game")
@@ -41,8 +49,37 @@ def build_game(name: str, game_args: dict) -> Game:
     cls = GAMES.get(name)
     try:
         return cls(**game_args)
-    except TypeError as err:
+    except (TypeError, GanstudyError) as err:
         raise GanstudyError(f"game {name!r}: {err}") from None
+
+
+def _check_steps(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GanstudyError(f"{name} must be an integer >= 1 (got {value!r})")
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise GanstudyError(f"{name} must be a finite number > 0 (got {value!r})")
+
+
+# Cross-entropy games: D(x) = sigmoid(logit), written with softplus for numerical stability.
+
+
+def _logistic_d_loss(
+    D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, Stats]:
+    """-[log D(x) + log(1 - D(G(z)))], shared by the minimax and non-saturating games."""
+    # Separate passes, as in the book: BatchNorm sees all-real then all-fake statistics.
+    d_real, d_fake = D(real), D(fake)  # (B,) logits
+    loss_real = F.softplus(-d_real).mean()  # -log sigmoid(d_real)
+    loss_fake = F.softplus(d_fake).mean()  # -log(1 - sigmoid(d_fake))
+    stats = {
+        "D/loss_real": loss_real.item(),
+        "D/loss_fake": loss_fake.item(),
+        "D/accuracy": 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item(),
+    }
+    return loss_real + loss_fake, stats
 
 
 @GAMES.register("nonsaturating")
@@ -55,17 +92,201 @@ class NonSaturating(Game):
     def d_loss(
         self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> tuple[torch.Tensor, Stats]:
-        # Separate passes, as in the book: BatchNorm sees all-real then all-fake statistics.
-        d_real, d_fake = D(real), D(fake)  # (B,) logits
-        loss_real = F.softplus(-d_real).mean()  # -log sigmoid(d_real)
-        loss_fake = F.softplus(d_fake).mean()  # -log(1 - sigmoid(d_fake))
-        stats = {
-            "D/loss_real": loss_real.item(),
-            "D/loss_fake": loss_fake.item(),
-            "D/accuracy": 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item(),
-        }
-        return loss_real + loss_fake, stats
+        return _logistic_d_loss(D, real, fake)
 
-    def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
-        d_fake = D(fake)
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        d_fake = D(fake)  # (B,) logits
         return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().item()}
+
+
+@GAMES.register("minimax")
+@dataclass
+class Minimax(Game):
+    """Goodfellow et al. 2014, the original saturating minimax game (book eqs. 5.1/5.2)."""
+
+    description = "minimax GAN: D max log D(x) + log(1 - D(G(z))), G min log(1 - D(G(z)))"
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        return _logistic_d_loss(D, real, fake)
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        d_fake = D(fake)  # (B,) logits
+        # log(1 - sigmoid(l)) = -softplus(l): flat where D is sure, hence "saturating".
+        return -F.softplus(d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().item()}
+
+
+def _sum_with_stats(loss_real: torch.Tensor, loss_fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    return loss_real + loss_fake, {"D/loss_real": loss_real.item(), "D/loss_fake": loss_fake.item()}
+
+
+# Critic games: D outputs an unbounded score; G raises the critic's score on fakes.
+
+
+def _critic_d_loss(
+    D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, Stats]:
+    """mean C(G(z)) - mean C(x): minus the critic's estimate of the Wasserstein distance."""
+    d_real, d_fake = D(real), D(fake)  # (B,) scores
+    distance = d_real.mean() - d_fake.mean()
+    return -distance, {"D/wasserstein": distance.item()}
+
+
+def _critic_g_loss(D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+    score = D(fake).mean()  # D's (B,) scores, averaged
+    return -score, {"D/score_fake": score.item()}
+
+
+def gradient_penalty(
+    D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """E[(||grad D(x_hat)||_2 - 1)^2] on x_hat = eps*real + (1-eps)*fake, and the (B,) norms."""
+    # eps from the CPU generator: the one the loop checkpoints, so resumed runs stay exact.
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)  # (B, 1, 1, 1) for images
+    eps = torch.rand(shape).to(real.device, real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    # Summing is exact while samples do not interact in D (no BatchNorm, as in the paper).
+    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)  # like x_hat
+    norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)  # (B,)
+    return ((norm - 1) ** 2).mean(), norm
+
+
+@GAMES.register("wasserstein")
+@dataclass
+class Wasserstein(Game):
+    """Arjovsky et al. 2017, WGAN: a weight-clipped critic (book eqs. 5.5/5.6)."""
+
+    description = "WGAN: critic max E D(x) - E D(G(z)) with weight clipping, G max E D(G(z))"
+    clip: float = 0.01  # critic parameters are clamped into [-clip, clip]
+    d_steps: int = 5
+
+    def __post_init__(self) -> None:
+        _check_positive("clip", self.clip)
+        _check_steps("d_steps", self.d_steps)
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        return _critic_d_loss(D, real, fake)
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        return _critic_g_loss(D, fake)
+
+    @torch.no_grad()
+    def after_d_step(self, D: nn.Module) -> None:
+        for param in D.parameters():  # all of them, BatchNorm's affine too, as in the paper
+            param.clamp_(-self.clip, self.clip)
+
+
+@GAMES.register("wgan-gp")
+@dataclass
+class WassersteinGP(Game):
+    """Gulrajani et al. 2017, WGAN-GP: the Wasserstein game with a gradient penalty on D."""
+
+    description = "WGAN-GP: WGAN with penalty gp_weight*(||grad D(x_hat)|| - 1)^2, no clipping"
+    gp_weight: float = 10.0  # lambda
+    d_steps: int = 5
+
+    def __post_init__(self) -> None:
+        _check_positive("gp_weight", self.gp_weight)
+        _check_steps("d_steps", self.d_steps)
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        loss, stats = _critic_d_loss(D, real, fake)
+        penalty, norm = gradient_penalty(D, real, fake)
+        penalty = self.gp_weight * penalty
+        stats |= {"D/gradient_penalty": penalty.item(), "D/grad_norm": norm.mean().item()}
+        return loss + penalty, stats
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        return _critic_g_loss(D, fake)
+
+
+@GAMES.register("least-squares")
+@dataclass
+class LeastSquares(Game):
+    """Mao et al. 2017, LSGAN with a=0, b=1, c=1: squared errors on D's raw output."""
+
+    description = "LSGAN: D min (D(x) - 1)^2 + D(G(z))^2, G min (D(G(z)) - 1)^2, halved"
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        d_real, d_fake = D(real), D(fake)  # (B,) scores
+        loss_real = 0.5 * ((d_real - 1) ** 2).mean()
+        loss_fake = 0.5 * (d_fake**2).mean()
+        return _sum_with_stats(loss_real, loss_fake)
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        d_fake = D(fake)  # (B,) scores
+        return 0.5 * ((d_fake - 1) ** 2).mean(), {"D/score_fake": d_fake.mean().item()}
+
+
+@GAMES.register("hinge")
+@dataclass
+class Hinge(Game):
+    """Lim & Ye 2017 (Geometric GAN), the hinge game later used by SN-GAN, SAGAN and BigGAN."""
+
+    description = "hinge: D min relu(1 - D(x)) + relu(1 + D(G(z))), G max E D(G(z))"
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        d_real, d_fake = D(real), D(fake)  # (B,) scores
+        loss_real = F.relu(1 - d_real).mean()
+        loss_fake = F.relu(1 + d_fake).mean()
+        return _sum_with_stats(loss_real, loss_fake)
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        return _critic_g_loss(D, fake)
+
+
+def _relativistic_terms(
+    d_real: torch.Tensor, d_fake: torch.Tensor, real_label: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BCE-with-logits of C(x) - mean C(fake) vs real_label, of C(fake) - mean C(x) vs the other."""
+    real_vs_fake = d_real - d_fake.mean()  # (B,)
+    fake_vs_real = d_fake - d_real.mean()  # (B,)
+    bce = F.binary_cross_entropy_with_logits
+    loss_real = bce(real_vs_fake, torch.full_like(real_vs_fake, real_label))
+    loss_fake = bce(fake_vs_real, torch.full_like(fake_vs_real, 1 - real_label))
+    return loss_real, loss_fake
+
+
+@GAMES.register("relativistic")
+@dataclass
+class Relativistic(Game):
+    """Jolicoeur-Martineau 2018, relativistic average standard GAN, RaSGAN (book §12.2.1)."""
+
+    description = "RaSGAN: D judges if x is more real than the average fake; G the reverse"
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        d_real, d_fake = D(real), D(fake)  # (B,) scores C(.)
+        loss_real, loss_fake = _relativistic_terms(d_real, d_fake, real_label=1.0)
+        return _sum_with_stats(loss_real, loss_fake)
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        with torch.no_grad():  # a constant for G: its gradient flows through the fake scores
+            d_real = D(real)  # (B,) scores
+        d_fake = D(fake)  # (B,) scores
+        loss_real, loss_fake = _relativistic_terms(d_real, d_fake, real_label=0.0)
+        return loss_real + loss_fake, {"D/score_fake": d_fake.mean().item()}

@@ -1,12 +1,15 @@
+import math
+from dataclasses import fields
+
 import pytest
 import torch
 
-from ganstudy.config import TrainConfig, VariantConfig
+from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
-from ganstudy.losses import GAMES, NonSaturating
-from ganstudy.models import ImageSpec
+from ganstudy.losses import GAMES, NonSaturating, build_game
+from ganstudy.models import ImageSpec, build_gan
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from ganstudy.training.loop import train_gan
+from ganstudy.training.loop import make_optimizer, train_gan
 
 IMAGE = ImageSpec(1, 28, 10)
 VARIANT = VariantConfig(
@@ -41,8 +44,6 @@ def weights(G: torch.nn.Module) -> torch.Tensor:
 
 def test_training_changes_weights_and_writes_checkpoint(images, tmp_path):
     torch.manual_seed(0)
-    from ganstudy.models import build_gan
-
     before = weights(build_gan("dcgan", IMAGE, {"z_dim": 16})[0])
     result = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(3), seed=0, out_dir=tmp_path)
     assert not torch.equal(before, weights(result.G))
@@ -90,9 +91,38 @@ def test_checkpoint_of_another_config_or_data_is_not_resumed(images, tmp_path):
     assert new_data.resumed_from == 0
 
 
+@pytest.mark.parametrize("game", GAMES.names())
+def test_every_game_trains(images, tmp_path, game):
+    torch.manual_seed(0)  # train_gan seeds the same way: G0, D0 are its initial networks
+    G0, D0 = build_gan("dcgan", IMAGE, {"z_dim": 16})
+    # Two D steps (not the critics' default 5): still several per G step, at less test time.
+    args = {"d_steps": 2} if "d_steps" in {f.name for f in fields(GAMES.get(game))} else {}
+    variant = VARIANT.model_copy(update={"game": game, "game_args": args})
+    result = train_gan(images, IMAGE, game, variant, cfg(2), seed=0, out_dir=tmp_path)
+    D_after = load_checkpoint(tmp_path / CHECKPOINT_NAME)["D"]
+    assert not torch.equal(weights(G0), weights(result.G))
+    assert any(not torch.equal(p, D_after[name]) for name, p in D0.named_parameters())
+    losses = result.history[["Loss/D", "Loss/G"]].to_numpy().ravel()
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    clip = getattr(build_game(game, args), "clip", None)
+    if clip is not None:  # the loop called after_d_step: the critic's parameters are clipped
+        assert all(D_after[name].abs().max() <= clip for name, _ in D0.named_parameters())
+
+
+def test_make_optimizer_builds_the_configured_optimizer():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    rms_cfg = OptimizerConfig(name="rmsprop", lr_g=5e-5, lr_d=5e-5, eps=1e-6)
+    rms = make_optimizer(params, 5e-5, rms_cfg, fused=False)
+    assert isinstance(rms, torch.optim.RMSprop)
+    assert rms.defaults["lr"] == 5e-5 and rms.defaults["eps"] == 1e-6
+    adam_cfg = OptimizerConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9))
+    adam = make_optimizer(params, 1e-4, adam_cfg, fused=False)
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["betas"] == (0.0, 0.9)
+
+
 class Exploding(NonSaturating):
-    def g_loss(self, D, fake):
-        loss, stats = super().g_loss(D, fake)
+    def g_loss(self, D, fake, real):
+        loss, stats = super().g_loss(D, fake, real)
         return loss * float("nan"), stats
 
 

@@ -6,7 +6,7 @@ book, by a seeded generator whose state is checkpointed with everything else.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ganstudy.config import TrainConfig, VariantConfig
+from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import write_with
 from ganstudy.losses import build_game
@@ -63,6 +63,15 @@ def resolved_config(
     }
 
 
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter], lr: float, cfg: OptimizerConfig, fused: bool
+) -> torch.optim.Optimizer:
+    """The optimizer ``cfg.name`` at learning rate ``lr``; ``fused`` asks for the CUDA kernel."""
+    if cfg.name == "rmsprop":  # no fused kernel for RMSprop
+        return torch.optim.RMSprop(params, lr, eps=cfg.eps)
+    return torch.optim.Adam(params, lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
+
+
 def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed + 10_000)  # one fixed grid per seed, CPU-drawn
     return torch.randn(n, z_dim, generator=gen).to(device)
@@ -92,8 +101,8 @@ def train_gan(
     game = build_game(variant.game, variant.game_args)
     opt = variant.optimizer
     fused = device.type == "cuda"
-    opt_G = torch.optim.Adam(G.parameters(), opt.lr_g, betas=opt.betas, eps=opt.eps, fused=fused)
-    opt_D = torch.optim.Adam(D.parameters(), opt.lr_d, betas=opt.betas, eps=opt.eps, fused=fused)
+    opt_G = make_optimizer(G.parameters(), opt.lr_g, opt, fused)
+    opt_D = make_optimizer(D.parameters(), opt.lr_d, opt, fused)
     data = images.to(device)
     sampler = torch.Generator(device=device).manual_seed(seed)
     fixed_z = _fixed_noise(cfg.grid_size, G.z_dim, seed, device)
@@ -160,8 +169,10 @@ def train_gan(
             opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_D.step()
+            game.after_d_step(D)
+        real = data[torch.randint(len(data), (cfg.batch_size,), generator=sampler, device=device)]
         z = torch.randn(cfg.batch_size, G.z_dim, generator=sampler, device=device)
-        loss_g, g_stats = game.g_loss(D, G(z))
+        loss_g, g_stats = game.g_loss(D, G(z), real)
         opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_G.step()
