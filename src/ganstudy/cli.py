@@ -48,14 +48,14 @@ def _datasets(args: argparse.Namespace) -> None:
 def _check(args: argparse.Namespace) -> None:
     from ganstudy.config import load_params
     from ganstudy.data.datasets import DATASETS
-    from ganstudy.losses import GAMES
+    from ganstudy.losses import build_game
     from ganstudy.models import ARCHITECTURES
 
     params = load_params(args.params)
     DATASETS.get(params.download.dataset)
     for variant in params.variants.values():
         ARCHITECTURES.get(variant.arch)
-        GAMES.get(variant.game)
+        build_game(variant.game, variant.game_args)  # names and options
     print(
         f"{args.params}: valid (study {params.study.name!r}: "
         f"{len(params.study.variants)} variant(s) x {len(params.study.seeds)} seed(s))"

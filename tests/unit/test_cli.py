@@ -45,3 +45,15 @@ def test_console_script_help():
         [sys.executable, "-m", "ganstudy.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "variants" in result.stdout and "datasets" in result.stdout
+
+
+def test_check_rejects_bad_game_options(capsys, tmp_path):
+    import yaml
+
+    from tests.conftest import tiny_params
+
+    params = tiny_params()
+    params["variants"]["dcgan"].update(game="wasserstein", game_args={"clip": -1})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    code, _, err = run(capsys, "check", "--params", str(tmp_path / "p.yaml"))
+    assert code == 2 and "wasserstein" in err and "clip" in err
