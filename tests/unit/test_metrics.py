@@ -1,15 +1,37 @@
+import warnings
+
 import numpy as np
 import pytest
 from pytorch_fid.fid_score import calculate_frechet_distance
 
+from ganstudy.errors import GanstudyError
 from ganstudy.metrics import count_label, metric_name
-from ganstudy.metrics.fid import frechet_distance, gaussian_stats, load_stats, save_stats
+from ganstudy.metrics.fid import (
+    frechet_distance,
+    frechet_distance_reference,
+    gaussian_stats,
+    load_stats,
+    save_stats,
+    trace_sqrt_product,
+)
 from ganstudy.metrics.inception_score import inception_score
 
 
-def test_fid_of_identical_statistics_is_zero():
-    x = np.random.default_rng(0).normal(size=(500, 8))
-    mu, sigma = gaussian_stats(x)
+def correlated(rng: np.random.Generator, n: int, dim: int, mix: np.ndarray, shift=0.0):
+    """(n, dim) Gaussian features with covariance mix^T mix (non-diagonal)."""
+    return rng.normal(size=(n, dim)) @ mix + shift
+
+
+def stats_of(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():  # rank-deficient cases are wanted here
+        warnings.simplefilter("ignore")
+        return gaussian_stats(x)
+
+
+@pytest.mark.parametrize("n", [500, 5])  # full rank, and rank 4 of 8
+def test_fid_of_identical_statistics_is_zero(n):
+    x = np.random.default_rng(0).normal(size=(n, 8))
+    mu, sigma = stats_of(x)
     assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -21,13 +43,76 @@ def test_fid_closed_form_for_commuting_covariances():
     assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-9)
 
 
-def test_fid_equals_pytorch_fid_on_random_statistics():
-    rng = np.random.default_rng(1)
-    x, y = rng.normal(size=(400, 16)), rng.normal(0.3, 1.2, size=(400, 16))
-    s1, s2 = gaussian_stats(x), gaussian_stats(y)
-    ours = frechet_distance(*s1, *s2)
-    assert ours == pytest.approx(calculate_frechet_distance(*s1, *s2), rel=1e-6)
-    assert ours > 1.0
+@pytest.mark.parametrize("c", [0.5, 1.0, 3.0])
+def test_fid_closed_form_for_scaled_covariance(c):
+    # S2 = c^2 S1 (non-diagonal): Tr((S1 S2)^{1/2}) = c Tr(S1), so
+    # FID = |mu1-mu2|^2 + (1 - c)^2 Tr(S1).
+    rng = np.random.default_rng(3)
+    mix = rng.normal(size=(32, 32))
+    s1 = mix.T @ mix
+    mu1, mu2 = rng.normal(size=32), rng.normal(size=32)
+    expected = np.sum((mu1 - mu2) ** 2) + (1 - c) ** 2 * np.trace(s1)
+    ours = frechet_distance(mu1, s1, mu2, c**2 * s1)
+    assert ours == pytest.approx(expected, rel=1e-9, abs=1e-9 * np.trace(s1))
+
+
+def test_fid_closed_form_for_non_commuting_2x2():
+    # For a 2x2 matrix X with non-negative eigenvalues, (Tr X^{1/2})^2 = Tr X + 2 sqrt(det X).
+    s1 = np.array([[2.0, 1.0], [1.0, 3.0]])
+    s2 = np.array([[1.0, 0.5], [0.5, 2.0]])
+    assert not np.allclose(s1 @ s2, s2 @ s1)
+    x = s1 @ s2
+    tr_sqrt = np.sqrt(np.trace(x) + 2 * np.sqrt(np.linalg.det(x)))
+    mu1, mu2 = np.array([0.0, 1.0]), np.array([2.0, -1.0])
+    expected = 8.0 + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-12)
+    assert trace_sqrt_product(s1, s2) == pytest.approx(tr_sqrt, rel=1e-12)
+
+
+# Rank-deficient (n < dim) and full-rank covariances; sqrtm of singular products is slow, so
+# those stay small.
+@pytest.mark.parametrize("dim, n", [(8, 4), (64, 32), (128, 64), (8, 32), (64, 256), (256, 1024)])
+def test_fid_equals_pytorch_fid_on_random_statistics(dim, n):
+    rng = np.random.default_rng(dim)
+    mix = rng.normal(size=(dim, dim)) / np.sqrt(dim)
+    x = correlated(rng, n, dim, mix)
+    pairs = {
+        "shifted": correlated(rng, n, dim, 1.2 * mix, shift=0.3),
+        "same distribution": correlated(rng, n, dim, mix),  # nearly identical statistics
+    }
+    s1 = stats_of(x)
+    for name, y in pairs.items():
+        s2 = stats_of(y)
+        ours = frechet_distance(*s1, *s2)
+        reference = frechet_distance_reference(*s1, *s2)
+        assert ours == pytest.approx(reference, rel=1e-6), name
+        assert ours > 0.0
+    # Literally pytorch-fid's function, not only our wrapper of it.
+    assert frechet_distance_reference(*s1, *s2) == calculate_frechet_distance(*s1, *s2)
+
+
+@pytest.mark.parametrize("dim", [16, 128])
+def test_fid_of_nearly_identical_statistics_matches_the_stable_closed_form(dim):
+    # S2 = S1 + d I shares S1's eigenvectors: FID = |dmu|^2 + sum (sqrt(l + d) - sqrt(l))^2,
+    # written below without cancellation; the trace formula subtracts numbers ~1e6 times larger.
+    rng = np.random.default_rng(4)
+    mu, s1 = stats_of(correlated(rng, 4 * dim, dim, rng.normal(size=(dim, dim)) / np.sqrt(dim)))
+    delta, dmu = 1e-4, np.full(dim, 1e-3)
+    evals = np.clip(np.linalg.eigvalsh(s1), 0.0, None)
+    expected = dmu @ dmu + np.sum(delta**2 / (np.sqrt(evals + delta) + np.sqrt(evals)) ** 2)
+    ours = frechet_distance(mu, s1, mu + dmu, s1 + delta * np.eye(dim))
+    assert ours == pytest.approx(expected, rel=1e-5)
+    assert ours == pytest.approx(
+        frechet_distance_reference(mu, s1, mu + dmu, s1 + delta * np.eye(dim)), rel=1e-5
+    )
+
+
+def test_fid_rejects_degenerate_or_mismatched_statistics():
+    mu, sigma = np.zeros(3), np.eye(3)
+    with pytest.raises(GanstudyError, match="not finite"):
+        frechet_distance(mu, np.full((3, 3), np.nan), mu, sigma)
+    with pytest.raises(GanstudyError, match="do not match"):
+        frechet_distance(mu, sigma, np.zeros(4), np.eye(4))
 
 
 def test_rank_deficient_statistics_warn(recwarn):
