@@ -3,12 +3,14 @@
 The training loop only schedules: it asks the game for D's loss ``d_steps`` times (calling
 ``after_d_step`` after each D update, e.g. for weight clipping), then G's.
 D returns raw scores (B,): logits for the cross-entropy games, critic values for the others.
-Options are dataclass fields, set from ``game_args`` in params.yaml and checked on construction.
+Options are dataclass fields, set from ``game_args`` in params.yaml and checked on construction;
+every game has ``d_steps`` (the D:G update ratio, book §5.4.4).
 """
 
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,11 +22,15 @@ from ganstudy.registry import Registry
 Stats = dict[str, float]
 
 
+@dataclass
 class Game(ABC):
-    """One GAN objective. Subclasses take their options as constructor keywords."""
+    """One GAN objective. Subclasses add options as dataclass fields, checked in __post_init__."""
 
-    description: str = ""
-    d_steps: int = 1  # D updates per G update
+    description: ClassVar[str] = ""
+    d_steps: int = 1  # D updates per G update (book §5.4.4: 5 is a common ratio for critics)
+
+    def __post_init__(self) -> None:
+        _check_steps("d_steps", self.d_steps)
 
     @abstractmethod
     def d_loss(
@@ -63,16 +69,18 @@ def _check_positive(name: str, value: object) -> None:
         raise GanstudyError(f"{name} must be a finite number > 0 (got {value!r})")
 
 
-# Cross-entropy games: D(x) = sigmoid(logit), written with softplus for numerical stability.
+# Cross-entropy games: D(x) = sigmoid(logit), written on logits for numerical stability.
 
 
 def _logistic_d_loss(
-    D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    D: nn.Module, real: torch.Tensor, fake: torch.Tensor, real_label: float = 1.0
 ) -> tuple[torch.Tensor, Stats]:
-    """-[log D(x) + log(1 - D(G(z)))], shared by the minimax and non-saturating games."""
+    """BCE(D(x), real_label) + BCE(D(G(z)), 0); at real_label 1: -[log D(x) + log(1 - D(G(z)))]."""
     # Separate passes, as in the book: BatchNorm sees all-real then all-fake statistics.
     d_real, d_fake = D(real), D(fake)  # (B,) logits
-    loss_real = F.softplus(-d_real).mean()  # -log sigmoid(d_real)
+    # One-sided smoothing (Salimans et al. 2016): only the real target moves; fakes stay at 0.
+    target = torch.full_like(d_real, real_label)  # (B,)
+    loss_real = F.binary_cross_entropy_with_logits(d_real, target)
     loss_fake = F.softplus(d_fake).mean()  # -log(1 - sigmoid(d_fake))
     stats = {
         "D/loss_real": loss_real.item(),
@@ -82,17 +90,30 @@ def _logistic_d_loss(
     return loss_real + loss_fake, stats
 
 
-@GAMES.register("nonsaturating")
 @dataclass
-class NonSaturating(Game):
-    """Goodfellow et al. 2014, the heuristic G loss -log D(G(z)) (book eq. 5.3/5.4)."""
+class CrossEntropyGame(Game):
+    """D of the minimax and non-saturating games: a classifier with (optionally smoothed) labels."""
 
-    description = "non-saturating GAN: D max log D(x) + log(1 - D(G(z))), G max log D(G(z))"
+    real_label: float = 1.0  # D's target on real images; 0.9 = one-sided label smoothing
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        value = self.real_label
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 < value <= 1:
+            raise GanstudyError(f"real_label must be a number in (0.5, 1] (got {value!r})")
 
     def d_loss(
         self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> tuple[torch.Tensor, Stats]:
-        return _logistic_d_loss(D, real, fake)
+        return _logistic_d_loss(D, real, fake, self.real_label)
+
+
+@GAMES.register("nonsaturating")
+@dataclass
+class NonSaturating(CrossEntropyGame):
+    """Goodfellow et al. 2014, the heuristic G loss -log D(G(z)) (book eq. 5.3/5.4)."""
+
+    description = "non-saturating GAN: D max log D(x) + log(1 - D(G(z))), G max log D(G(z))"
 
     def g_loss(
         self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
@@ -103,15 +124,10 @@ class NonSaturating(Game):
 
 @GAMES.register("minimax")
 @dataclass
-class Minimax(Game):
+class Minimax(CrossEntropyGame):
     """Goodfellow et al. 2014, the original saturating minimax game (book eqs. 5.1/5.2)."""
 
     description = "minimax GAN: D max log D(x) + log(1 - D(G(z))), G min log(1 - D(G(z)))"
-
-    def d_loss(
-        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        return _logistic_d_loss(D, real, fake)
 
     def g_loss(
         self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
@@ -166,8 +182,8 @@ class Wasserstein(Game):
     d_steps: int = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_positive("clip", self.clip)
-        _check_steps("d_steps", self.d_steps)
 
     def d_loss(
         self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
@@ -195,8 +211,8 @@ class WassersteinGP(Game):
     d_steps: int = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_positive("gp_weight", self.gp_weight)
-        _check_steps("d_steps", self.d_steps)
 
     def d_loss(
         self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor

@@ -226,6 +226,31 @@ def test_options_are_dataclass_fields():
     assert build_game("wgan-gp", {"gp_weight": 1}).gp_weight == 1
 
 
+@pytest.mark.parametrize("name", GAMES.names())
+def test_every_game_takes_d_steps(name):
+    assert build_game(name, {"d_steps": 3}).d_steps == 3
+    with pytest.raises(GanstudyError, match=rf"game '{name}': d_steps must be an integer >= 1"):
+        build_game(name, {"d_steps": 0})
+
+
+@pytest.mark.parametrize("name", ["nonsaturating", "minimax"])
+def test_one_sided_label_smoothing(name):
+    y = 0.9
+    d_loss, stats = build_game(name, {"real_label": y}).d_loss(PairD(R, F), REAL, FAKE)
+    # BCE with target y on the reals; the fakes' target stays 0 (one-sided).
+    expected_real = -(y * log_sigmoid(R) + (1 - y) * torch.log(1 - torch.sigmoid(R))).mean()
+    expected_fake = -torch.log(1 - torch.sigmoid(F)).mean()
+    assert stats["D/loss_real"] == pytest.approx(expected_real.item(), rel=1e-6)
+    assert stats["D/loss_fake"] == pytest.approx(expected_fake.item(), rel=1e-6)
+    assert d_loss.item() == pytest.approx((expected_real + expected_fake).item(), rel=1e-6)
+    # The smoothed target pulls an over-confident D back: the gradient on a large real logit
+    # changes sign (to descend, the logit falls towards logit(0.9) = 2.2).
+    d = PairD(torch.full((3,), 5.0), F)
+    build_game(name, {"real_label": y}).d_loss(d, REAL, FAKE)[0].backward()
+    assert (d.real.grad > 0).all()
+    assert build_game(name, {}).real_label == 1.0  # off by default: the book's hard labels
+
+
 @pytest.mark.parametrize(
     "name, args, word",
     [
@@ -238,6 +263,12 @@ def test_options_are_dataclass_fields():
         ("wgan-gp", {"gp_weight": float("nan")}, "gp_weight"),
         ("wgan-gp", {"d_steps": 2.5}, "d_steps"),
         ("hinge", {"clip": 0.01}, "clip"),
+        ("hinge", {"d_steps": -1}, "d_steps"),
+        ("nonsaturating", {"real_label": 0.5}, "real_label"),
+        ("nonsaturating", {"real_label": 1.1}, "real_label"),
+        ("minimax", {"real_label": float("nan")}, "real_label"),
+        ("minimax", {"real_label": "0.9"}, "real_label"),
+        ("hinge", {"real_label": 0.9}, "real_label"),
     ],
 )
 def test_bad_options_are_one_line_errors(name, args, word):
