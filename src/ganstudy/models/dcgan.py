@@ -3,15 +3,19 @@
 Keras layer defaults are kept (BatchNorm momentum 0.99 and eps 1e-3, LeakyReLU 0.01, Glorot
 initialisation). Book erratum: D's last conv outputs 4x4x128, so the flatten is 2048, not 1152.
 D returns logits; the game applies the sigmoid.
+D's normalisation is an option, ``norm``: "batch" (the book's layers), "spectral" (Miyato et al.
+2018: spectral norm on every conv/linear weight, no BatchNorm) or "none". G always keeps BatchNorm.
 """
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from ganstudy.errors import GanstudyError
 from ganstudy.models import ARCHITECTURES, Architecture, ImageSpec
 
 KERAS_BN = {"momentum": 0.01, "eps": 1e-3}  # Keras momentum 0.99 is PyTorch momentum 0.01
+NORMS = ("batch", "spectral", "none")  # D's normalisation (arch_args.norm)
 
 
 def glorot_init(module: nn.Module) -> None:
@@ -44,34 +48,53 @@ class Generator(nn.Module):
         return self.net(x)
 
 
+def check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise GanstudyError(
+            f"architecture 'dcgan': norm must be one of {', '.join(NORMS)} (got {norm!r})"
+        )
+
+
 class Discriminator(nn.Module):
-    def __init__(self, channels: int = 1, slope: float = 0.01) -> None:
+    def __init__(self, channels: int = 1, slope: float = 0.01, norm: str = "batch") -> None:
         super().__init__()
+        check_norm(norm)
+
+        def bn(features: int) -> list[nn.Module]:  # BatchNorm only in the book's layout
+            return [nn.BatchNorm2d(features, **KERAS_BN)] if norm == "batch" else []
+
         self.net = nn.Sequential(
             nn.Conv2d(channels, 32, 3, stride=2, padding=1),  # (B, 32, 14, 14); no BN here
             nn.LeakyReLU(slope),
             nn.Conv2d(32, 64, 3, stride=2, padding=1),  # (B, 64, 7, 7)
-            nn.BatchNorm2d(64, **KERAS_BN),
+            *bn(64),
             nn.LeakyReLU(slope),
             nn.Conv2d(64, 128, 3, stride=2, padding=1),  # (B, 128, 4, 4)
-            nn.BatchNorm2d(128, **KERAS_BN),
+            *bn(128),
             nn.LeakyReLU(slope),
             nn.Flatten(),  # (B, 2048)
             nn.Linear(128 * 4 * 4, 1),
         )
-        self.apply(glorot_init)
+        self.apply(glorot_init)  # before spectral_norm: it initialises the raw weights
+        if norm == "spectral":
+            for layer in self.net:
+                if isinstance(layer, nn.Conv2d | nn.Linear):
+                    spectral_norm(layer)  # W / sigma(W), 1 power step per training forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)  # (B,) logits
 
 
-def build(image: ImageSpec, z_dim: int = 100, slope: float = 0.01) -> tuple[nn.Module, nn.Module]:
+def build(
+    image: ImageSpec, z_dim: int = 100, slope: float = 0.01, norm: str = "batch"
+) -> tuple[nn.Module, nn.Module]:
+    check_norm(norm)  # before the image check: a bad option is the first thing to fix
     if image.size != 28:
         raise GanstudyError(
             f"architecture 'dcgan' builds 28x28 images, data is {image.size}x{image.size}"
             " (set preprocess.image_size: 28)"
         )
-    return Generator(z_dim, image.channels, slope), Discriminator(image.channels, slope)
+    return Generator(z_dim, image.channels, slope), Discriminator(image.channels, slope, norm)
 
 
 ARCHITECTURES.add(
