@@ -96,6 +96,10 @@ class TrainConfig(Section):
     checkpoint_every: int = PositiveInt  # iterations between resumable checkpoints
     grid_size: int = Field(ge=1, le=256)  # images in a sample grid
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Instance noise: N(0, std^2) on D's real and fake inputs, std annealed linearly to 0.
+    instance_noise: float = Field(0.0, ge=0.0, allow_inf_nan=False)  # initial std (data in [-1,1])
+    # EMA of G's weights and BatchNorm statistics, updated after every G step; what is scored.
+    ema_beta: float | None = Field(None, gt=0.0, lt=1.0)  # decay per G step, e.g. 0.999; None = off
 
 
 class OptimizerConfig(Section):

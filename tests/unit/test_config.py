@@ -67,3 +67,21 @@ def test_missing_or_broken_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("train: [unclosed")
     with pytest.raises(GanstudyError, match="not valid YAML"):
         load_params(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("instance_noise", -0.1, "greater than or equal to 0"),
+        ("instance_noise", float("inf"), "finite"),
+        ("ema_beta", 1.0, "less than 1"),
+        ("ema_beta", 0.0, "greater than 0"),
+    ],
+)
+def test_training_tricks_are_validated(tmp_path, key, value, message):
+    params = tiny_params()
+    params["train"][key] = value
+    with pytest.raises(GanstudyError, match=rf"train\.{key}: .*{message}"):
+        load_section("train", write(tmp_path, params))
+    params["train"].update(instance_noise=0.1, ema_beta=0.999)
+    assert load_section("train", write(tmp_path, params)).ema_beta == 0.999

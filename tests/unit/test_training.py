@@ -1,5 +1,4 @@
 import math
-from dataclasses import fields
 
 import pytest
 import torch
@@ -7,6 +6,7 @@ import torch
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.losses import GAMES, NonSaturating, build_game
+from ganstudy.metrics.evaluate import generate
 from ganstudy.models import ImageSpec, build_gan
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ganstudy.training.loop import make_optimizer, train_gan
@@ -42,6 +42,35 @@ def weights(G: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in G.parameters()])
 
 
+def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+Calls = list[tuple[str, torch.Tensor, torch.Tensor]]  # (phase "d" | "g", real, fake)
+
+
+def recording_game(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Registers the game "recording": the non-saturating game, noting what D is given."""
+    calls: Calls = []
+
+    class Recording(NonSaturating):
+        def d_loss(self, D, real, fake):
+            calls.append(("d", real.detach().clone(), fake.detach().clone()))
+            return super().d_loss(D, real, fake)
+
+        def g_loss(self, D, fake, real):
+            calls.append(("g", real.detach().clone(), fake.detach().clone()))
+            return super().g_loss(D, fake, real)
+
+    monkeypatch.setitem(GAMES._entries, "recording", Recording)
+    return calls
+
+
+def is_data_row(x: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: whether each image of x is exactly one of data's."""
+    return (x.flatten(1)[:, None] == data.flatten(1)[None]).all(-1).any(-1)  # via (B, N, C*H*W)
+
+
 def test_training_changes_weights_and_writes_checkpoint(images, tmp_path):
     torch.manual_seed(0)
     before = weights(build_gan("dcgan", IMAGE, {"z_dim": 16})[0])
@@ -49,6 +78,7 @@ def test_training_changes_weights_and_writes_checkpoint(images, tmp_path):
     assert not torch.equal(before, weights(result.G))
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)  # weights_only=True inside
     assert state["step"] == 3 and state["arch"] == "dcgan" and state["variant"] == "dcgan"
+    assert state["G_eval"] == "G" and "G_ema" not in state  # no EMA by default
     assert list(result.history["step"]) == [1, 2, 3]
 
 
@@ -60,15 +90,21 @@ def test_same_seed_same_weights_other_seed_differs(images, tmp_path):
     assert not torch.equal(weights(a.G), weights(c.G))
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(images, tmp_path):
-    straight = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(4), 3, tmp_path / "straight")
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"instance_noise": 0.3}, {"ema_beta": 0.9}],
+    ids=["plain", "instance-noise", "ema"],
+)
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(images, tmp_path, options):
+    train = cfg(4, **options)
+    straight = train_gan(images, IMAGE, "dcgan", VARIANT, train, 3, tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
         train_gan(
             images,
             IMAGE,
             "dcgan",
             VARIANT,
-            cfg(4),
+            train,
             3,
             tmp_path / "resumed",
             on_samples=lambda step, _: (
@@ -76,10 +112,13 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(images, tmp_path):
             ),
         )
     assert load_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME)["step"] == 2
-    resumed = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(4), 3, tmp_path / "resumed")
+    resumed = train_gan(images, IMAGE, "dcgan", VARIANT, train, 3, tmp_path / "resumed")
     assert resumed.resumed_from == 2
     assert torch.equal(weights(straight.G), weights(resumed.G))
     assert list(resumed.history["step"]) == [1, 2, 3, 4]
+    a, b = (load_checkpoint(tmp_path / run / CHECKPOINT_NAME) for run in ("straight", "resumed"))
+    for entry in ("G", "G_ema", "D"):  # raw G, its average (when on) and D, buffers included
+        assert (entry in a) == (entry in b) and (entry not in a or same_state(a[entry], b[entry]))
 
 
 def test_checkpoint_of_another_config_or_data_is_not_resumed(images, tmp_path):
@@ -96,7 +135,7 @@ def test_every_game_trains(images, tmp_path, game):
     torch.manual_seed(0)  # train_gan seeds the same way: G0, D0 are its initial networks
     G0, D0 = build_gan("dcgan", IMAGE, {"z_dim": 16})
     # Two D steps (not the critics' default 5): still several per G step, at less test time.
-    args = {"d_steps": 2} if "d_steps" in {f.name for f in fields(GAMES.get(game))} else {}
+    args = {"d_steps": 2}  # an option of every game
     variant = VARIANT.model_copy(update={"game": game, "game_args": args})
     result = train_gan(images, IMAGE, game, variant, cfg(2), seed=0, out_dir=tmp_path)
     D_after = load_checkpoint(tmp_path / CHECKPOINT_NAME)["D"]
@@ -107,6 +146,81 @@ def test_every_game_trains(images, tmp_path, game):
     clip = getattr(build_game(game, args), "clip", None)
     if clip is not None:  # the loop called after_d_step: the critic's parameters are clipped
         assert all(D_after[name].abs().max() <= clip for name, _ in D0.named_parameters())
+
+
+def test_loop_takes_d_steps_d_updates_per_g_update(images, tmp_path, monkeypatch):
+    calls = recording_game(monkeypatch)
+    variant = VARIANT.model_copy(update={"game": "recording", "game_args": {"d_steps": 3}})
+    train_gan(images, IMAGE, "recording", variant, cfg(2), 0, tmp_path)
+    assert "".join(phase for phase, _, _ in calls) == "dddg" * 2
+
+
+def test_instance_noise_reaches_both_inputs_of_d_and_anneals_to_zero(images, tmp_path, monkeypatch):
+    calls = recording_game(monkeypatch)
+    variant = VARIANT.model_copy(update={"game": "recording"})
+    plain = train_gan(images, IMAGE, "recording", variant, cfg(3), 0, tmp_path / "plain")
+    assert "Noise/instance_std" not in plain.history  # off by default: nothing logged
+    clean = list(calls)
+    calls.clear()
+    noisy = train_gan(images, IMAGE, "recording", variant, cfg(3, instance_noise=0.5), 0, tmp_path)
+    # Both runs draw the same first real batch and codes: the difference is the noise alone.
+    for x_clean, x_noisy in zip(clean[0][1:], calls[0][1:], strict=True):
+        assert (x_noisy - x_clean).std().item() == pytest.approx(0.5, rel=0.05)
+    # Std 0.5, 0.25, 0 over the three iterations: reals are off the data until the last one.
+    assert list(noisy.history["Noise/instance_std"]) == [0.5, 0.25, 0.0]
+    assert [phase for phase, _, _ in calls] == ["d", "g"] * 3
+    on_data = [bool(is_data_row(real, images).any()) for _, real, _ in calls]
+    assert on_data == [False, False, False, False, True, True]
+    assert calls[1][2].abs().max() > 1  # in G's step too: fakes leave tanh's range [-1, 1]
+
+
+def test_instance_noise_same_seed_same_weights(images, tmp_path):
+    noise = cfg(3, instance_noise=0.3)
+    a = train_gan(images, IMAGE, "dcgan", VARIANT, noise, 7, tmp_path / "a")
+    b = train_gan(images, IMAGE, "dcgan", VARIANT, noise, 7, tmp_path / "b")
+    c = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(3), 7, tmp_path / "c")
+    assert torch.equal(weights(a.G), weights(b.G))
+    assert not torch.equal(weights(a.G), weights(c.G))
+
+
+def test_ema_of_g_follows_its_formula_and_is_the_result(images, tmp_path):
+    torch.manual_seed(0)  # train_gan seeds the same way: G0 is its initial generator
+    G0, _ = build_gan("dcgan", IMAGE, {"z_dim": 16})
+    result = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(1, ema_beta=0.9), 0, tmp_path)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    raw, ema = state["G"], state["G_ema"]
+    assert state["G_eval"] == "G_ema"
+    assert ema.keys() == raw.keys()  # G's own keys: no "module." prefix, no n_averaged
+    # One G step: EMA = beta * G0 + (1 - beta) * G1, BatchNorm statistics included.
+    for key, start in G0.state_dict().items():
+        if start.is_floating_point():
+            assert torch.allclose(ema[key], 0.9 * start + 0.1 * raw[key], atol=1e-6), key
+    assert not torch.equal(ema["project.weight"], raw["project.weight"])
+    assert same_state(result.G.state_dict(), ema)  # what train_gan returns (and MLflow logs)
+
+
+def test_evaluate_generates_with_the_ema_generator(images, tmp_path):
+    result = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2, ema_beta=0.9), 0, tmp_path)
+    generated, state = generate(tmp_path, 6, 6, torch.device("cpu"))
+    z = torch.randn(6, 16, generator=torch.Generator().manual_seed(0 + 20_000))  # as generate
+    raw, _ = build_gan("dcgan", IMAGE, {"z_dim": 16})
+    raw.load_state_dict(state["G"])
+    with torch.no_grad():
+        assert torch.allclose(generated, result.G.eval()(z), atol=1e-6)
+        assert not torch.allclose(generated, raw.eval()(z), atol=1e-3)
+
+
+def test_spectral_norm_checkpoint_loads_weights_only_and_evaluates(images, tmp_path):
+    arch_args = {"z_dim": 16, "norm": "spectral"}
+    variant = VARIANT.model_copy(update={"arch_args": arch_args, "game": "hinge"})
+    train_gan(images, IMAGE, "sngan", variant, cfg(2), 0, tmp_path)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)  # weights_only=True inside
+    assert any("parametrizations.weight" in key for key in state["D"])
+    G, D = build_gan("dcgan", IMAGE, state["arch_args"])
+    D.load_state_dict(state["D"])  # strict: every SN tensor (original, _u, _v) matches
+    G.load_state_dict(state["G"])
+    generated, _ = generate(tmp_path, 4, 4, torch.device("cpu"))
+    assert generated.shape == (4, 1, 28, 28) and generated.isfinite().all()
 
 
 def test_make_optimizer_builds_the_configured_optimizer():

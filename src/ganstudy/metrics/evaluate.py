@@ -25,7 +25,7 @@ def generate(
     """``n`` images (N, C, H, W) in [-1, 1] from the run's final generator, seeded by its seed."""
     state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     G, _ = build_gan(state["arch"], ImageSpec(*state["image"]), state["arch_args"])
-    G.load_state_dict(state["G"])
+    G.load_state_dict(state[state.get("G_eval", "G")])
     G = G.to(device).eval()
     gen = torch.Generator().manual_seed(state["config"]["seed"] + 20_000)  # disjoint from training
     chunks = []

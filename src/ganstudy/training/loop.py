@@ -3,6 +3,8 @@
 The loop owns time (iterations, logging, sampling, checkpoints); the game owns the objective.
 Training data live on the device as one tensor; batches are drawn with replacement, as in the
 book, by a seeded generator whose state is checkpointed with everything else.
+Two tricks of book §5.4 depend on time, so they live here and not in the games: instance noise
+on D's inputs (annealed to 0 over the run) and an exponential moving average (EMA) of G.
 """
 
 import math
@@ -13,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
@@ -44,7 +47,7 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class TrainResult:
-    G: torch.nn.Module
+    G: torch.nn.Module  # the EMA of G when train.ema_beta is set, else G itself; in eval mode
     step: int
     history: pd.DataFrame
     resumed_from: int  # 0 for a fresh start
@@ -77,6 +80,39 @@ def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.T
     return torch.randn(n, z_dim, generator=gen).to(device)
 
 
+def _batch(
+    data: torch.Tensor, batch_size: int, z_dim: int, sampler: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A real batch (B, C, H, W), drawn with replacement, and latent codes (B, z_dim)."""
+    real = data[torch.randint(len(data), (batch_size,), generator=sampler, device=data.device)]
+    z = torch.randn(batch_size, z_dim, generator=sampler, device=data.device)
+    return real, z
+
+
+def noisy(x: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
+    """``x`` plus N(0, std^2) noise from ``generator`` (the checkpointed sampler: resume stays
+    exact); ``x`` itself, with no draw, at std 0. Keeps x's graph: G's gradient flows through."""
+    if std == 0:
+        return x
+    return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def instance_noise_std(cfg: TrainConfig, step: int) -> float:
+    """Instance-noise std at 0-based iteration ``step``: from cfg.instance_noise at the first
+    iteration linearly down to 0 at the last (Sønderby et al. 2016; Arjovsky & Bottou 2017)."""
+    return cfg.instance_noise * (1 - step / max(cfg.iterations - 1, 1))
+
+
+def make_ema(G: torch.nn.Module, beta: float | None) -> AveragedModel | None:
+    """EMA of G's parameters and buffers (BatchNorm statistics), or None when ``beta`` is None."""
+    if beta is None:
+        return None
+    ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(beta), use_buffers=True)
+    # Its first update copies; doing it now makes the average start at G's initial weights.
+    ema.update_parameters(G)
+    return ema
+
+
 def train_gan(
     images: torch.Tensor,
     image: ImageSpec,
@@ -106,6 +142,8 @@ def train_gan(
     data = images.to(device)
     sampler = torch.Generator(device=device).manual_seed(seed)
     fixed_z = _fixed_noise(cfg.grid_size, G.z_dim, seed, device)
+    ema = make_ema(G, cfg.ema_beta)
+    G_eval = G if ema is None else ema.module  # sampled, returned (logged to MLflow) and scored
 
     # Resume from the last checkpoint of the same config, if any.
     step, history = 0, []
@@ -117,6 +155,8 @@ def train_gan(
             D.load_state_dict(state["D"])
             opt_G.load_state_dict(state["opt_G"])
             opt_D.load_state_dict(state["opt_D"])
+            if ema is not None:
+                ema.module.load_state_dict(state["G_ema"])
             torch.set_rng_state(state["rng_cpu"])
             sampler.set_state(state["rng_sampler"])
             step = state["step"]
@@ -137,7 +177,9 @@ def train_gan(
                 "config": resolved,
                 "resume_key": key,
                 "step": step,
-                "G": G.state_dict(),
+                "G": G.state_dict(),  # the raw weights, for resuming
+                "G_eval": "G" if ema is None else "G_ema",  # the entry evaluate scores
+                **({} if ema is None else {"G_ema": ema.module.state_dict()}),  # no n_averaged
                 "D": D.state_dict(),
                 "opt_G": opt_G.state_dict(),
                 "opt_D": opt_D.state_dict(),
@@ -158,29 +200,32 @@ def train_gan(
         mininterval=2,
     )
     while step < cfg.iterations:
+        std = instance_noise_std(cfg, step)  # one std per iteration, for D and G steps alike
         for _ in range(game.d_steps):
-            real = data[
-                torch.randint(len(data), (cfg.batch_size,), generator=sampler, device=device)
-            ]
-            z = torch.randn(cfg.batch_size, G.z_dim, generator=sampler, device=device)
+            real, z = _batch(data, cfg.batch_size, G.z_dim, sampler)
             with torch.no_grad():
                 fake = G(z)
+            real, fake = noisy(real, std, sampler), noisy(fake, std, sampler)
             loss_d, d_stats = game.d_loss(D, real, fake)
             opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_D.step()
             game.after_d_step(D)
-        real = data[torch.randint(len(data), (cfg.batch_size,), generator=sampler, device=device)]
-        z = torch.randn(cfg.batch_size, G.z_dim, generator=sampler, device=device)
-        loss_g, g_stats = game.g_loss(D, G(z), real)
+        real, z = _batch(data, cfg.batch_size, G.z_dim, sampler)
+        real, fake = noisy(real, std, sampler), noisy(G(z), std, sampler)
+        loss_g, g_stats = game.g_loss(D, fake, real)
         opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_G.step()
+        if ema is not None:
+            ema.update_parameters(G)
         step += 1
         bar.update(1)
 
         # Stop on divergence, keeping the last good checkpoint on disk.
         stats = {"Loss/D": loss_d.item(), "Loss/G": loss_g.item(), **d_stats, **g_stats}
+        if cfg.instance_noise > 0:
+            stats["Noise/instance_std"] = std
         if not all(math.isfinite(v) for v in stats.values()):
             bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
             raise GanstudyError(
@@ -194,11 +239,11 @@ def train_gan(
         if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
             checkpoint()
         if on_samples is not None and (step % cfg.sample_every == 0 or step == cfg.iterations):
-            on_samples(step, _sample(G, fixed_z))
+            on_samples(step, _sample(G_eval, fixed_z))
     bar.close()
     if resumed_from == cfg.iterations:  # nothing left to do; keep what is on disk
         history = _read_history(out_dir, step)
-    return TrainResult(G.eval(), step, pd.DataFrame(history), resumed_from)
+    return TrainResult(G_eval.eval(), step, pd.DataFrame(history), resumed_from)
 
 
 @torch.no_grad()
