@@ -97,3 +97,18 @@ def array_digest(array: np.ndarray) -> str:
 def copy_into(source: str | Path, dest: str | Path) -> Path:
     """Copy ``source`` to ``dest`` atomically."""
     return write_with(dest, lambda p: shutil.copyfile(source, p))
+
+
+def save_torch(path: str | Path, obj: Any) -> Path:
+    """``torch.save`` atomically and byte-reproducibly.
+
+    Saving to a path names the zip archive's root folder after the (random) temporary file;
+    saving through a file object uses a fixed name, so equal content gives equal bytes.
+    """
+    import torch
+
+    def save(p: Path) -> None:
+        with open(p, "wb") as f:
+            torch.save(obj, f)
+
+    return write_with(path, save)

@@ -33,3 +33,15 @@ def test_mean_ci_matches_t_table():
     assert (mean, n) == (2.0, 3) and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
     assert math.isnan(mean_ci([5.0])[1])
     assert format_ci(2.0, 0.5) == "2.00 ± 0.50" and format_ci(2.0, math.nan) == "2.00"
+
+
+def test_torch_files_are_byte_reproducible(tmp_path):
+    import torch
+
+    from ganstudy.io import save_torch
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "step": 3}
+    save_torch(tmp_path / "a.pt", state)
+    save_torch(tmp_path / "b.pt", state)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["step"] == 3

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ganstudy.errors import GanstudyError
-from ganstudy.io import atomic_path
+from ganstudy.io import save_torch
 
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -37,8 +37,7 @@ def tensor_digest(x: torch.Tensor) -> str:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    save_torch(path, {"format": FORMAT, **state})
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
