@@ -54,10 +54,11 @@ def _checked(
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """Tr((S1 S2)^{1/2}) of two PSD covariances, exactly, via symmetric eigendecompositions.
 
-    With A = S1^{1/2}, S1 S2 = A (A S2) has the eigenvalues of (A S2) A = M = A S2 A (XY and YX
-    share eigenvalues), a symmetric PSD matrix, so Tr((S1 S2)^{1/2}) = sum sqrt(eig(M)), as in
-    Heusel et al. 2017's FID. ``eigh`` of symmetric matrices is much faster and better
-    conditioned than ``sqrtm`` of the non-symmetric S1 S2.
+    With S1 = U diag(l) U^T and W = U diag(sqrt(l)) (so S1 = W W^T), S1 S2 = W (W^T S2) has the
+    eigenvalues of (W^T S2) W = M (XY and YX share eigenvalues), a symmetric PSD matrix, so
+    Tr((S1 S2)^{1/2}) = sum sqrt(eig(M)), the trace in Heusel et al. 2017's FID. M is
+    U^T (A S2 A) U with A = S1^{1/2}, without forming A. ``eigh`` of symmetric matrices is much
+    faster and better conditioned than ``sqrtm`` of the non-symmetric S1 S2.
 
     Args:
         sigma1: (D, D) covariance, symmetric positive semi-definite.
@@ -68,8 +69,8 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """
     sym1, sym2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2  # exact symmetry for eigh
     evals, evecs = np.linalg.eigh(sym1)  # S1 = U diag(l) U^T
-    root = (evecs * np.sqrt(np.clip(evals, 0.0, None))) @ evecs.T  # A = S1^{1/2}, (D, D)
-    m = root @ sym2 @ root  # (D, D), PSD
+    w = evecs * np.sqrt(np.clip(evals, 0.0, None))  # (D, D): W = U diag(sqrt(l))
+    m = w.T @ sym2 @ w  # (D, D), PSD
     m = (m + m.T) / 2  # the products leave ~1e-16 asymmetry
     return float(np.sqrt(np.clip(np.linalg.eigvalsh(m), 0.0, None)).sum())
 
