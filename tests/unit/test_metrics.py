@@ -15,6 +15,7 @@ from ganstudy.metrics.fid import (
     trace_sqrt_product,
 )
 from ganstudy.metrics.inception_score import inception_score
+from ganstudy.metrics.kid import kernel_inception_distance
 
 
 def correlated(rng: np.random.Generator, n: int, dim: int, mix: np.ndarray, shift=0.0):
@@ -139,3 +140,44 @@ def test_inception_score_known_answers():
 def test_metric_names_carry_the_protocol():
     assert count_label(10_000) == "10k" and count_label(1500) == "1500"
     assert metric_name("fid", "domain", 10_000, "test") == "fid_domain_10k_test"
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_shifted():
+    rng = np.random.default_rng(5)
+    mix = rng.normal(size=(16, 16)) / 4
+    real, same = correlated(rng, 1000, 16, mix), correlated(rng, 1000, 16, mix)
+    shifted = correlated(rng, 1000, 16, mix, shift=0.3)
+    kw = {"subsets": 20, "subset_size": 500}
+    same_mean, same_std = kernel_inception_distance(same, real, **kw)
+    shifted_mean, shifted_std = kernel_inception_distance(shifted, real, **kw)
+    assert shifted_mean > 5 * shifted_std > 0
+    assert abs(same_mean) < 0.05 * shifted_mean and same_std > 0
+
+
+def test_kid_equals_the_direct_unbiased_estimator_on_a_tiny_example():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(6, 3)), rng.normal(0.5, 1.0, size=(6, 3))
+
+    def k(a, b):
+        return (a @ b / 3 + 1) ** 3
+
+    m = len(x)
+    within = sum(k(x[i], x[j]) + k(y[i], y[j]) for i in range(m) for j in range(m) if i != j)
+    across = sum(k(x[i], y[j]) for i in range(m) for j in range(m))
+    expected = within / (m * (m - 1)) - 2 * across / m**2
+    # One subset of the whole set (any order: the estimator is permutation invariant); the
+    # subset size clips to the sample count.
+    mean, std = kernel_inception_distance(x, y, subsets=1, subset_size=1000)
+    assert mean == pytest.approx(expected, rel=1e-12) and std == 0.0
+
+
+def test_kid_is_seeded_and_rejects_bad_input():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(50, 4)), rng.normal(size=(40, 4))
+    assert kernel_inception_distance(x, y, 5, 20, seed=1) == kernel_inception_distance(
+        x, y, 5, 20, seed=1
+    )
+    with pytest.raises(GanstudyError, match="feature sets"):
+        kernel_inception_distance(x, rng.normal(size=(40, 5)))
+    with pytest.raises(GanstudyError, match="2 samples"):
+        kernel_inception_distance(x[:1], y)
