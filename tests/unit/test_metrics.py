@@ -16,6 +16,7 @@ from ganstudy.metrics.fid import (
 )
 from ganstudy.metrics.inception_score import inception_score
 from ganstudy.metrics.kid import kernel_inception_distance
+from ganstudy.metrics.precision_recall import precision_recall
 
 
 def correlated(rng: np.random.Generator, n: int, dim: int, mix: np.ndarray, shift=0.0):
@@ -85,10 +86,14 @@ def test_fid_equals_pytorch_fid_on_random_statistics(dim, n):
     for name, y in pairs.items():
         s2 = stats_of(y)
         ours = frechet_distance(*s1, *s2)
-        reference = frechet_distance_reference(*s1, *s2)
+        reference = calculate_frechet_distance(*s1, *s2)
         assert ours == pytest.approx(reference, rel=1e-6), name
         assert ours > 0.0
-    # Literally pytorch-fid's function, not only our wrapper of it.
+
+
+def test_fid_reference_is_pytorch_fids_function():
+    rng = np.random.default_rng(11)
+    s1, s2 = gaussian_stats(rng.normal(size=(40, 8))), gaussian_stats(rng.normal(size=(40, 8)))
     assert frechet_distance_reference(*s1, *s2) == calculate_frechet_distance(*s1, *s2)
 
 
@@ -181,3 +186,38 @@ def test_kid_is_seeded_and_rejects_bad_input():
         kernel_inception_distance(x, rng.normal(size=(40, 5)))
     with pytest.raises(GanstudyError, match="2 samples"):
         kernel_inception_distance(x[:1], y)
+
+
+def four_modes(rng: np.random.Generator, n: int, modes: int = 4) -> np.ndarray:
+    """(n * modes, 2) samples of unit Gaussians at the corners of a square of side 10."""
+    corners = 10.0 * np.array([[0, 0], [1, 0], [0, 1], [1, 1]])[:modes]
+    return np.concatenate([c + rng.normal(size=(n, 2)) for c in corners])
+
+
+def test_precision_recall_of_a_set_against_itself_is_one():
+    x = np.random.default_rng(8).normal(size=(300, 5))
+    assert precision_recall(x, x) == (1.0, 1.0)
+
+
+def test_precision_recall_of_far_apart_sets_is_zero():
+    rng = np.random.default_rng(9)
+    real, fake = rng.normal(size=(200, 4)), rng.normal(100.0, 1.0, size=(200, 4))
+    assert precision_recall(real, fake) == (0.0, 0.0)
+
+
+def test_half_the_modes_give_full_precision_and_half_recall():
+    rng = np.random.default_rng(10)
+    real, fake = four_modes(rng, 500), four_modes(rng, 500, modes=2)
+    precision, recall = precision_recall(real, fake, k=3)
+    assert precision > 0.95
+    assert recall == pytest.approx(0.5, abs=0.05)
+    # Small distance blocks (a few rows each) give exactly the same answer.
+    assert precision_recall(real, fake, k=3, max_block=5000) == (precision, recall)
+
+
+def test_precision_recall_rejects_bad_input():
+    x = np.zeros((3, 2))
+    with pytest.raises(GanstudyError, match="more than k=3"):
+        precision_recall(x, np.ones((10, 2)))
+    with pytest.raises(GanstudyError, match="feature sets"):
+        precision_recall(np.ones((10, 2)), np.ones((10, 3)))
