@@ -37,29 +37,61 @@ def test_parameter_counts_match_the_book(arch):
 def test_bad_architecture_arguments_are_clear():
     with pytest.raises(GanstudyError, match="dcgan.*unexpected keyword"):
         build_gan("dcgan", IMAGE, {"zdim": 64})
-    with pytest.raises(GanstudyError, match="28x28"):
-        build_gan("dcgan", ImageSpec(1, 32, 10), {})
+    with pytest.raises(GanstudyError, match=r"28, 32, 64 .*48x48.*preprocess\.image_size"):
+        build_gan("dcgan", ImageSpec(1, 48, 10), {})
 
 
 def modules_of(module: torch.nn.Module, kind: type) -> list[torch.nn.Module]:
     return [m for m in module.modules() if isinstance(m, kind)]
 
 
+# dcgan's configuration is picked by image size: 28 the book's ch. 4, 32 the Deep Learning with
+# Python frog DCGAN (CIFAR-10, RGB), 64 Frid-Adar et al.'s 5x5-kernel DCGAN (grey CT ROIs).
+DCGAN_IMAGES = {28: IMAGE, 32: ImageSpec(3, 32, 10), 64: ImageSpec(1, 64, 10)}
+# Parameter counts the sources give, at each configuration's defaults: the book (listings 4.3/4.4)
+# and the notes on Chollet's notebook (G 6,264,579 / D 790,913). Frid-Adar's are not given.
+DCGAN_SOURCE_PARAMS = {28: (1_636_737, 95_105), 32: (6_264_579, 790_913)}
+# Per size: (BatchNorms in G, BatchNorms in D with norm "batch", conv/linear layers in D).
+DCGAN_LAYOUT = {28: (2, 2, 4), 32: (0, 3, 5), 64: (4, 3, 5)}
+
+
 @pytest.mark.parametrize("norm", ["batch", "spectral", "none"])
-def test_dcgan_discriminator_norm_option(norm):
+@pytest.mark.parametrize("size", sorted(DCGAN_IMAGES))
+def test_dcgan_configurations_for_every_norm(size, norm):
     torch.manual_seed(0)
-    G, D = build_gan("dcgan", IMAGE, {"norm": norm})
+    image = DCGAN_IMAGES[size]
+    G, D = build_gan("dcgan", image, {"norm": norm})
+    g_norms, d_norms, d_weighted = DCGAN_LAYOUT[size]
+    assert len(modules_of(G, torch.nn.BatchNorm2d)) == g_norms  # G is its source's in every case
     batch_norms = modules_of(D, torch.nn.modules.batchnorm._BatchNorm)
-    assert len(batch_norms) == (2 if norm == "batch" else 0)
-    assert len(modules_of(G, torch.nn.BatchNorm2d)) == 2  # G keeps BatchNorm in every case
+    assert len(batch_norms) == (d_norms if norm == "batch" else 0)
     weighted = modules_of(D, torch.nn.Conv2d) + modules_of(D, torch.nn.Linear)
-    assert len(weighted) == 4
+    assert len(weighted) == d_weighted
     assert all(is_parametrized(m, "weight") == (norm == "spectral") for m in weighted)
-    logits = D(G(torch.randn(4, G.z_dim)))
-    assert logits.shape == (4,)
+    fake = G(torch.randn(2, G.z_dim))
+    assert fake.shape == (2, image.channels, size, size) and fake.abs().max() <= 1
+    logits = D(fake)
+    assert logits.shape == (2,)
     logits.sum().backward()  # every parameter (SN's `original` weights too) gets a gradient
-    for name, p in D.named_parameters():
+    for name, p in [*G.named_parameters(), *D.named_parameters()]:
         assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+@pytest.mark.parametrize("size", sorted(DCGAN_SOURCE_PARAMS))
+def test_dcgan_parameter_counts_match_the_sources(size):
+    G, D = build_gan("dcgan", DCGAN_IMAGES[size], {})
+    assert (count(G), count(D)) == DCGAN_SOURCE_PARAMS[size]
+
+
+def test_dcgan_unset_arguments_take_the_sources_values():
+    G, D = build_gan("dcgan", DCGAN_IMAGES[32], {})  # Chollet: latent 32, LeakyReLU 0.3, dropout
+    assert G.z_dim == 32 and not modules_of(D, torch.nn.BatchNorm2d)
+    assert {m.negative_slope for m in modules_of(D, torch.nn.LeakyReLU)} == {0.3}
+    assert [m.p for m in modules_of(D, torch.nn.Dropout)] == [0.4]
+    G, D = build_gan("dcgan", DCGAN_IMAGES[64], {"z_dim": 64})
+    assert G.z_dim == 64 and G(torch.randn(2, 64)).shape == (2, 1, 64, 64)
+    convs = modules_of(G, torch.nn.ConvTranspose2d) + modules_of(D, torch.nn.Conv2d)
+    assert {m.kernel_size for m in convs} == {(5, 5)}  # Frid-Adar et al.: 5x5 kernels
 
 
 def test_spectral_norm_divides_a_weight_by_its_largest_singular_value():
