@@ -1,4 +1,4 @@
-"""DVC stage `evaluate`: FID and IS of one trained run against the cached reference."""
+"""DVC stage `evaluate`: FID, IS, KID, precision/recall of one run against the cached reference."""
 
 import argparse
 from collections.abc import Sequence

@@ -1,4 +1,4 @@
-"""DVC stage `reference`: train the domain classifier; cache real-split feature statistics."""
+"""DVC stage `reference`: train the domain classifier; cache real-split features and statistics."""
 
 import argparse
 from collections.abc import Sequence

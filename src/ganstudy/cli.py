@@ -1,4 +1,4 @@
-"""The ``ganstudy`` command: what exists (variants, games, datasets) and config checks."""
+"""The ``ganstudy`` command: what exists (variants, games, datasets, metrics), config checks."""
 
 import argparse
 import sys
@@ -45,6 +45,16 @@ def _datasets(args: argparse.Namespace) -> None:
         print(f"  {name:16} {DATASETS.get(name).description}")
 
 
+def _metrics(args: argparse.Namespace) -> None:
+    from ganstudy.metrics.registry import METRICS
+
+    if args.name is not None:
+        METRICS.get(args.name)
+    print("metrics (the evaluate stage computes all of them; names carry the protocol):")
+    for name in METRICS:
+        print(f"  {name:16} {METRICS.get(name).protocol}")
+
+
 def _check(args: argparse.Namespace) -> None:
     from ganstudy.config import load_params
     from ganstudy.data.datasets import DATASETS
@@ -71,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list datasets")
     p.add_argument("name", nargs="?", help="check that this dataset exists")
     p.set_defaults(func=_datasets)
+    p = sub.add_parser("metrics", help="list evaluation metrics and their protocols")
+    p.add_argument("name", nargs="?", help="check that this metric exists")
+    p.set_defaults(func=_metrics)
     p = sub.add_parser("check", help="validate params.yaml (names, types, ranges)")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_check)

@@ -60,6 +60,15 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     return write_with(path, save)
 
 
+def write_npy(path: str | Path, array: np.ndarray) -> Path:
+    # np.save appends ".npy" to names without it, so write through a file object.
+    def save(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+
+    return write_with(path, save)
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``path`` as a whole."""

@@ -103,7 +103,7 @@ def build_report(
         title = f"ganstudy report: study `{study.name}`"
         note = (
             f"Mean ± {cfg.confidence:.0%} t-interval over seeds (no interval with one seed). "
-            "FID and IS use the domain classifier's feature space (see reference below); "
+            "All metrics use the domain classifier's feature space (see reference below); "
             "metric names give backbone, sample count and reference split."
         )
         md = [

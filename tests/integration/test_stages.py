@@ -71,6 +71,8 @@ def test_outputs_exist(pipeline: Path):
         "augmented/train.npz",
         "reference/classifier.pt",
         "reference/stats_test.npz",
+        "reference/feats_val.npy",
+        "reference/feats_test.npy",
         "models/dcgan/0/checkpoint.pt",
         "models/dcgan/0/samples.png",
         "models/dcgan/1/loss.png",
@@ -84,6 +86,10 @@ def test_metrics_carry_protocol_in_names(pipeline: Path):
     metrics = json.loads((pipeline / "metrics/dcgan/0.json").read_text())
     assert metrics["fid_domain_120_test"] > 0
     assert 1.0 <= metrics["is_domain_120_mean"] <= 10.0
+    # KID's subsets clip to the 120 samples; an untrained generator is far from the real data.
+    assert metrics["kid_domain_120_test_mean"] > 0 and metrics["kid_domain_120_test_std"] >= 0
+    assert 0.0 <= metrics["precision_domain_120_test"] <= 1.0
+    assert 0.0 <= metrics["recall_domain_120_test"] <= 1.0
     assert metrics["step"] == 4 and metrics["seed"] == 0
 
 
@@ -105,7 +111,9 @@ def test_mlflow_has_one_experiment_with_a_run_per_seed(pipeline: Path):
     assert run.data.params["train.batch_size"] == "8"
     assert run.data.params["variant.game"] == "nonsaturating"
     assert run.data.tags["variant"] == "dcgan" and run.data.tags["seed"] == "0"
-    assert "fid_domain_120_test" in run.data.metrics
+    assert {"fid_domain_120_test", "kid_domain_120_test_mean", "recall_domain_120_test"} <= set(
+        run.data.metrics
+    )
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "Loss/G")
     assert [m.step for m in history] == [1, 2, 3, 4]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}

@@ -28,7 +28,17 @@ def test_datasets_lists_registry(capsys):
         assert name in out
 
 
-@pytest.mark.parametrize("command", ["variants", "datasets"])
+def test_metrics_lists_registry_with_protocols(capsys):
+    code, out, _ = run(capsys, "metrics")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(lines) == {"fid", "is", "kid", "precision_recall"}
+    assert "Heusel" in lines["fid"] and "Binkowski" in lines["kid"]
+    assert "k=3" in lines["precision_recall"]
+    assert run(capsys, "metrics", "kid")[0] == 0
+
+
+@pytest.mark.parametrize("command", ["variants", "datasets", "metrics"])
 def test_unknown_name_is_one_line_with_choices(capsys, command):
     code, _, err = run(capsys, command, "no-such-thing")
     assert code == 2
@@ -44,7 +54,7 @@ def test_console_script_help():
     result = subprocess.run(
         [sys.executable, "-m", "ganstudy.cli", "--help"], capture_output=True, text=True, check=True
     )
-    assert "variants" in result.stdout and "datasets" in result.stdout
+    assert all(c in result.stdout for c in ("variants", "datasets", "metrics"))
 
 
 def test_check_rejects_bad_game_options(capsys, tmp_path):

@@ -221,3 +221,50 @@ def test_precision_recall_rejects_bad_input():
         precision_recall(x, np.ones((10, 2)))
     with pytest.raises(GanstudyError, match="feature sets"):
         precision_recall(np.ones((10, 2)), np.ones((10, 3)))
+
+
+def test_registry_computes_every_metric_with_protocol_names():
+    from ganstudy.config import EvaluateConfig
+    from ganstudy.metrics.reference import ReferenceSet
+    from ganstudy.metrics.registry import METRICS, compute_all
+    from tests.conftest import tiny_params
+
+    rng = np.random.default_rng(12)
+    real, fake = rng.normal(size=(150, 8)), rng.normal(0.2, 1.0, size=(120, 8))
+    logits = rng.normal(size=(120, 10))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)  # (120, 10)
+    ref = ReferenceSet("test", *gaussian_stats(real), real.astype(np.float32))
+    cfg = EvaluateConfig(**tiny_params()["evaluate"])
+    values = compute_all(fake, probs, ref, cfg)
+    assert METRICS.names() == ["fid", "is", "kid", "precision_recall"]
+    assert set(values) == {
+        "fid_domain_120_test",
+        "is_domain_120_mean",
+        "is_domain_120_std",
+        "kid_domain_120_test_mean",
+        "kid_domain_120_test_std",
+        "precision_domain_120_test",
+        "recall_domain_120_test",
+    }
+    assert all(isinstance(v, float) and np.isfinite(v) for v in values.values())
+    assert values["fid_domain_120_test"] == frechet_distance(
+        *gaussian_stats(fake), ref.mu, ref.sigma
+    )
+    assert 0 <= values["precision_domain_120_test"] <= 1
+
+
+def test_reference_features_round_trip_and_missing_file(tmp_path):
+    from ganstudy.io import write_npy
+    from ganstudy.metrics.reference import feats_name, load_reference, stats_name
+
+    feats = np.random.default_rng(13).normal(size=(30, 4)).astype(np.float32)
+    save_stats(tmp_path / stats_name("val"), feats)
+    with pytest.raises(GanstudyError, match="features missing; run the reference stage"):
+        load_reference(tmp_path, "val")
+    write_npy(tmp_path / feats_name("val"), feats)
+    ref = load_reference(tmp_path, "val")
+    assert ref.split == "val" and ref.feats.dtype == np.float32
+    assert np.array_equal(ref.feats, feats) and np.allclose(ref.mu, feats.mean(0))
+    write_npy(tmp_path / feats_name("val"), feats[:10])
+    with pytest.raises(GanstudyError, match="do not match"):
+        load_reference(tmp_path, "val")

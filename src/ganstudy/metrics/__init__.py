@@ -1,6 +1,9 @@
-"""Metrics: pure math (``fid``, ``inception_score``), feature backbones, reference statistics.
+"""Metrics: pure math (``fid``, ``inception_score``, ``kid``, ``precision_recall``), feature
+backbones, the reference stage's cached real features, and the ``registry`` of what evaluate
+computes.
 
-Metric names carry their protocol: ``fid_<backbone>_<n>_<reference split>``.
+Metric names carry their protocol: ``<kind>_<backbone>_<n>_<reference split>``, e.g.
+``fid_domain_10k_test``.
 """
 
 

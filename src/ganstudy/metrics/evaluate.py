@@ -1,4 +1,4 @@
-"""The evaluate stage: sample a trained generator and score it against cached real statistics."""
+"""The evaluate stage: sample a trained generator; score it against a cached real split."""
 
 from pathlib import Path
 
@@ -6,11 +6,9 @@ import torch
 
 from ganstudy.config import EvaluateConfig, StudyConfig, TrackingConfig
 from ganstudy.io import read_json, write_json
-from ganstudy.metrics import metric_name
 from ganstudy.metrics.domain import extract, load_classifier
-from ganstudy.metrics.fid import frechet_distance, gaussian_stats, load_stats
-from ganstudy.metrics.inception_score import inception_score
-from ganstudy.metrics.reference import BACKBONE, CLASSIFIER_NAME, stats_name
+from ganstudy.metrics.reference import CLASSIFIER_NAME, load_reference
+from ganstudy.metrics.registry import compute_all
 from ganstudy.models import ImageSpec, build_gan
 from ganstudy.tracking import start_run
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -38,20 +36,22 @@ def generate(
 def score(
     images: torch.Tensor, reference_dir: str | Path, cfg: EvaluateConfig, device: torch.device
 ) -> dict[str, float]:
-    """FID and IS of ``images`` in the domain-classifier space, names carrying the protocol."""
+    """Every registered metric (``ganstudy metrics``: FID, IS, KID, precision/recall) of
+    ``images`` in the domain-classifier space, against the cached real reference split.
+
+    Args:
+        images: (N, C, H, W) generated images in [-1, 1].
+        reference_dir: the reference stage's output folder.
+        cfg: the evaluate section (reference split, batch size, IS splits).
+        device: where the classifier runs.
+
+    Returns:
+        Metric name (carrying the protocol, e.g. ``kid_domain_10k_test_mean``) -> value.
+    """
     model = load_classifier(Path(reference_dir) / CLASSIFIER_NAME, device)
-    feats, probs = extract(model, images, cfg.batch_size)
-    mu_ref, sigma_ref, _ = load_stats(Path(reference_dir) / stats_name(cfg.reference_split))
-    mu, sigma = gaussian_stats(feats)
-    n = len(images)
-    is_mean, is_std = inception_score(probs, cfg.is_splits)
-    return {
-        metric_name("fid", BACKBONE, n, cfg.reference_split): frechet_distance(
-            mu, sigma, mu_ref, sigma_ref
-        ),
-        f"{metric_name('is', BACKBONE, n)}_mean": is_mean,
-        f"{metric_name('is', BACKBONE, n)}_std": is_std,
-    }
+    reference = load_reference(reference_dir, cfg.reference_split)  # fails before the work
+    feats, probs = extract(model, images, cfg.batch_size)  # (N, D), (N, K)
+    return compute_all(feats, probs, reference, cfg)
 
 
 def evaluate_run(

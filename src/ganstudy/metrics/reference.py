@@ -1,13 +1,18 @@
-"""The reference stage: train the domain classifier once; cache real-split feature statistics."""
+"""The reference stage: train the domain classifier once; cache real-split features and their
+statistics (FID needs the statistics, KID and precision/recall the features themselves)."""
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ganstudy.config import ReferenceConfig
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
-from ganstudy.io import atomic_dir, write_json
+from ganstudy.errors import GanstudyError
+from ganstudy.io import atomic_dir, write_json, write_npy
 from ganstudy.metrics import metric_name
 from ganstudy.metrics.domain import accuracy, extract, save_classifier, train_classifier
-from ganstudy.metrics.fid import frechet_distance, gaussian_stats, save_stats
+from ganstudy.metrics.fid import frechet_distance, gaussian_stats, load_stats, save_stats
 from ganstudy.metrics.inception_score import inception_score
 from ganstudy.training.loop import resolve_device
 
@@ -20,8 +25,52 @@ def stats_name(split: str) -> str:
     return f"stats_{split}.npz"
 
 
+def feats_name(split: str) -> str:
+    return f"feats_{split}.npy"
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """A real split as the metrics see it."""
+
+    split: str  # "val" or "test"
+    mu: np.ndarray  # (D,) float64 feature mean
+    sigma: np.ndarray  # (D, D) float64 feature covariance
+    feats: np.ndarray  # (N, D) float32 features
+
+
+def load_reference(reference_dir: str | Path, split: str) -> ReferenceSet:
+    """The cached statistics and features of one real split of the reference stage's output.
+
+    Args:
+        reference_dir: the reference stage's output folder.
+        split: "val" or "test".
+
+    Returns:
+        The split's statistics and features.
+
+    Raises:
+        GanstudyError: a file is missing or unreadable, or the two do not match.
+    """
+    mu, sigma, n = load_stats(Path(reference_dir) / stats_name(split))
+    path = Path(reference_dir) / feats_name(split)
+    if not path.is_file():
+        raise GanstudyError(f"{path}: reference features missing; run the reference stage")
+    try:
+        feats = np.load(path, allow_pickle=False)  # (N, D)
+    except (OSError, ValueError) as err:
+        raise GanstudyError(f"{path}: unreadable reference features ({err})") from None
+    if feats.shape != (n, len(mu)):
+        raise GanstudyError(
+            f"{path}: features {feats.shape} do not match the statistics ({n} x {len(mu)}); "
+            "run the reference stage"
+        )
+    return ReferenceSet(split, mu, sigma, feats)
+
+
 def build_reference(processed_dir: str | Path, out_dir: str | Path, cfg: ReferenceConfig) -> dict:
-    """Write the classifier, ``stats_{val,test}.npz`` and ``reference.json``; return its metrics."""
+    """Write the classifier, ``stats_{val,test}.npz``, ``feats_{val,test}.npy`` (float32) and
+    ``reference.json``; return its metrics."""
     manifest = read_manifest(processed_dir)
     device = resolve_device(cfg.device)
     train, val, test = (load_split(processed_dir, s) for s in ("train", "val", "test"))
@@ -48,5 +97,7 @@ def build_reference(processed_dir: str | Path, out_dir: str | Path, cfg: Referen
         )
         save_stats(tmp / stats_name("val"), feats_val)
         save_stats(tmp / stats_name("test"), feats_test)
+        write_npy(tmp / feats_name("val"), feats_val.astype(np.float32))
+        write_npy(tmp / feats_name("test"), feats_test.astype(np.float32))
         write_json(tmp / METRICS_NAME, metrics)
     return metrics

@@ -1,0 +1,126 @@
+"""The metrics the evaluate stage computes: name -> protocol line and function.
+
+Every entry turns the generated features (N, D), their class probabilities (N, K) and the real
+reference split into named values; the names carry the protocol
+(``<kind>_<backbone>_<n>[_<split>]``, see ``metric_name``). ``ganstudy metrics`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ganstudy.config import EvaluateConfig
+from ganstudy.metrics import metric_name
+from ganstudy.metrics.fid import frechet_distance, gaussian_stats
+from ganstudy.metrics.inception_score import inception_score
+from ganstudy.metrics.kid import kernel_inception_distance
+from ganstudy.metrics.precision_recall import precision_recall
+from ganstudy.registry import Registry
+
+if TYPE_CHECKING:  # the reference module pulls in torch; listing metrics does not need it
+    from ganstudy.metrics.reference import ReferenceSet
+
+KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 0  # Binkowski et al. 2018's choices
+PR_K = 3  # Kynkäänniemi et al. 2019's neighbourhood size
+
+MetricFn = Callable[[np.ndarray, np.ndarray, "ReferenceSet", EvaluateConfig], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Metric:
+    protocol: str  # one line: what is computed, how, and from which paper
+    compute: MetricFn  # (generated feats (N, D), generated probs (N, K), reference, cfg)
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _name(kind: str, feats: np.ndarray, cfg: EvaluateConfig, split: str | None) -> str:
+    return metric_name(kind, cfg.backbone, len(feats), split)
+
+
+def _fid(feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateConfig) -> dict:
+    value = frechet_distance(*gaussian_stats(feats), ref.mu, ref.sigma)
+    return {_name("fid", feats, cfg, ref.split): value}
+
+
+def _is(feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateConfig) -> dict:
+    mean, std = inception_score(probs, cfg.is_splits)
+    name = _name("is", feats, cfg, None)  # no reference split: IS sees generated images only
+    return {f"{name}_mean": mean, f"{name}_std": std}
+
+
+def _kid(feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateConfig) -> dict:
+    mean, std = kernel_inception_distance(feats, ref.feats, KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED)
+    name = _name("kid", feats, cfg, ref.split)
+    return {f"{name}_mean": mean, f"{name}_std": std}
+
+
+def _pr(feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateConfig) -> dict:
+    precision, recall = precision_recall(ref.feats, feats, PR_K)
+    return {
+        _name("precision", feats, cfg, ref.split): precision,
+        _name("recall", feats, cfg, ref.split): recall,
+    }
+
+
+METRICS.add(
+    "fid",
+    Metric(
+        "Frechet distance of Gaussians fitted to generated and real-split features, float64, "
+        "exact eigh trace (= pytorch-fid's value) (Heusel et al. 2017)",
+        _fid,
+    ),
+)
+METRICS.add(
+    "is",
+    Metric(
+        "Inception Score exp E[KL(p(y|x) || p(y))] of the backbone's class probabilities, "
+        "mean/std over evaluate.is_splits splits (Salimans et al. 2016)",
+        _is,
+    ),
+)
+METRICS.add(
+    "kid",
+    Metric(
+        "unbiased MMD^2, kernel (x.y/d + 1)^3, mean/std over "
+        f"{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n) samples, seed {KID_SEED} "
+        "(Binkowski et al. 2018)",
+        _kid,
+    ),
+)
+METRICS.add(
+    "precision_recall",
+    Metric(
+        "share of generated samples inside the real k-NN manifold (precision) and of real "
+        f"samples inside the generated one (recall), k={PR_K} (Kynkaanniemi et al. 2019)",
+        _pr,
+    ),
+)
+
+
+def compute_all(
+    feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateConfig
+) -> dict[str, float]:
+    """Every registered metric of generated samples against a real reference split.
+
+    Args:
+        feats: (N, D) backbone features of the generated images.
+        probs: (N, K) backbone class probabilities of the generated images.
+        ref: the real split: its feature statistics and features.
+        cfg: the evaluate section (backbone, IS splits).
+
+    Returns:
+        Metric name (carrying the protocol) -> value, for all entries of ``METRICS``.
+    """
+    values: dict[str, float] = {}
+    for name in METRICS:
+        for key, value in METRICS.get(name).compute(feats, probs, ref, cfg).items():
+            if key in values:  # two entries must never overwrite each other silently
+                raise ValueError(f"metric {name!r} repeats the value name {key!r}")
+            values[key] = float(value)
+    return values
