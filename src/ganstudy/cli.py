@@ -59,13 +59,18 @@ def _check(args: argparse.Namespace) -> None:
     from ganstudy.config import load_params
     from ganstudy.data.datasets import DATASETS
     from ganstudy.losses import build_game
-    from ganstudy.models import ARCHITECTURES
+    from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan
 
     params = load_params(args.params)
-    DATASETS.get(params.download.dataset)
+    dataset = DATASETS.get(params.download.dataset)
     for variant in params.variants.values():
         ARCHITECTURES.get(variant.arch)
         build_game(variant.game, variant.game_args)  # names and options
+    # The study's variants must also build for the data they will see (arch_args, image size).
+    classes = params.preprocess.classes or dataset.classes
+    image = ImageSpec(dataset.channels, params.preprocess.image_size, len(classes))
+    for name in params.study.variants:
+        build_gan(params.variants[name].arch, image, params.variants[name].arch_args)
     print(
         f"{args.params}: valid (study {params.study.name!r}: "
         f"{len(params.study.variants)} variant(s) x {len(params.study.seeds)} seed(s))"

@@ -67,3 +67,15 @@ def test_check_rejects_bad_game_options(capsys, tmp_path):
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
     code, _, err = run(capsys, "check", "--params", str(tmp_path / "p.yaml"))
     assert code == 2 and "wasserstein" in err and "clip" in err
+
+
+def test_check_builds_the_study_variants_for_the_data(capsys, tmp_path):
+    import yaml
+
+    from tests.conftest import tiny_params
+
+    params = tiny_params()
+    params["preprocess"]["image_size"] = 48  # no dcgan configuration for 48 px
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    code, _, err = run(capsys, "check", "--params", str(tmp_path / "p.yaml"))
+    assert code == 2 and "48" in err and "image_size" in err

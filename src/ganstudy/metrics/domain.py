@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ganstudy.config import ReferenceConfig
 from ganstudy.data.arrays import Split, to_model_range
 from ganstudy.errors import GanstudyError
-from ganstudy.io import atomic_path
+from ganstudy.io import save_torch
 
 
 class DomainClassifier(nn.Module):
@@ -87,18 +87,17 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 def save_classifier(
     path: Path, model: DomainClassifier, image_shape: list[int], classes: list[str]
 ) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "state": model.state_dict(),
-                "channels": model.body[0].in_channels,
-                "num_classes": model.head[1].out_features,
-                "feature_dim": model.head[1].in_features,
-                "image_shape": image_shape,
-                "classes": classes,
-            },
-            tmp,
-        )
+    save_torch(
+        path,
+        {
+            "state": model.state_dict(),
+            "channels": model.body[0].in_channels,
+            "num_classes": model.head[1].out_features,
+            "feature_dim": model.head[1].in_features,
+            "image_shape": image_shape,
+            "classes": classes,
+        },
+    )
 
 
 def load_classifier(path: str | Path, device: torch.device) -> DomainClassifier:
