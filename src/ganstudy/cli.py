@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ganstudy.errors import GanstudyError
+from ganstudy.registry import Registry
 
 
 def run_stage(
@@ -21,38 +22,47 @@ def run_stage(
         sys.exit(130)
 
 
+def _listing(
+    title: str, registry: Registry, describe: Callable[[object], str], name: str | None
+) -> None:
+    """Print one registry as ``name  description`` lines; an unknown ``name`` is an error."""
+    if name is not None:
+        registry.get(name)  # unknown names fail with the valid choices
+    print(title)
+    for entry in registry:
+        print(f"  {entry:16} {describe(registry.get(entry))}")
+
+
 def _variants(args: argparse.Namespace) -> None:
     from ganstudy.losses import GAMES
     from ganstudy.models import ARCHITECTURES
 
-    if args.name is not None:
-        ARCHITECTURES.get(args.name)  # unknown names fail with the valid choices
-    print("architectures (variants.<name>.arch in params.yaml):")
-    for name in ARCHITECTURES:
-        print(f"  {name:16} {ARCHITECTURES.get(name).description}")
-    print("games (variants.<name>.game):")
-    for name in GAMES:
-        print(f"  {name:16} {GAMES.get(name).description}")
+    _listing(
+        "architectures (variants.<name>.arch in params.yaml):",
+        ARCHITECTURES,
+        lambda a: a.description,
+        args.name,
+    )
+    _listing("games (variants.<name>.game):", GAMES, lambda g: g.description, None)
 
 
 def _datasets(args: argparse.Namespace) -> None:
     from ganstudy.data.datasets import DATASETS
 
-    if args.name is not None:
-        DATASETS.get(args.name)
-    print("datasets (download.dataset in params.yaml):")
-    for name in DATASETS:
-        print(f"  {name:16} {DATASETS.get(name).description}")
+    _listing(
+        "datasets (download.dataset in params.yaml):", DATASETS, lambda d: d.description, args.name
+    )
 
 
 def _metrics(args: argparse.Namespace) -> None:
     from ganstudy.metrics.registry import METRICS
 
-    if args.name is not None:
-        METRICS.get(args.name)
-    print("metrics (the evaluate stage computes all of them; names carry the protocol):")
-    for name in METRICS:
-        print(f"  {name:16} {METRICS.get(name).protocol}")
+    _listing(
+        "metrics (the evaluate stage computes all of them; names carry the protocol):",
+        METRICS,
+        lambda m: m.protocol,
+        args.name,
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
