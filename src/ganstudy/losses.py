@@ -5,6 +5,15 @@ The training loop only schedules: it asks the game for D's loss ``d_steps`` time
 D returns raw scores (B,): logits for the cross-entropy games, critic values for the others.
 Options are dataclass fields, set from ``game_args`` in params.yaml and checked on construction;
 every game has ``d_steps`` (the D:G update ratio, book §5.4.4).
+
+Conditional GANs (CGAN, ACGAN) leave the game API as it is: a game always gets a D that maps
+images to (B,) scores. For a run with labels the loop pairs every fake batch with the labels of
+the real batch it is judged with (book listing 8.6: fakes are generated for the real batch's
+labels), and hands the game ``Labelled(D, labels)``: D bound to that batch's labels, so
+``D(real)``, ``D(fake)`` and the gradient penalty's ``D(x_hat)`` all mean D(x | y). Games that
+need the labels themselves (the ACGAN auxiliary classifier) read ``D.labels`` and call
+``D.classify(x)`` for (scores, class logits); they declare ``needs_classifier`` so the loop can
+refuse an architecture without an auxiliary head up front.
 """
 
 import math
@@ -27,6 +36,7 @@ class Game(ABC):
     """One GAN objective. Subclasses add options as dataclass fields, checked in __post_init__."""
 
     description: ClassVar[str] = ""
+    needs_classifier: ClassVar[bool] = False  # needs D's auxiliary class head (see Labelled)
     d_steps: int = 1  # D updates per G update (book §5.4.4: 5 is a common ratio for critics)
 
     def __post_init__(self) -> None:
@@ -49,6 +59,30 @@ class Game(ABC):
 
 
 GAMES: Registry[type[Game]] = Registry("game")
+
+
+class Labelled(nn.Module):
+    """D bound to one batch's labels (B,): what a game sees in a run with labels.
+
+    Calling it gives D's (B,) scores: D(x, labels) for a conditional D (one that takes labels),
+    D(x) otherwise. D may also return (scores, class logits (B, K)) when it has an auxiliary
+    classifier head; ``classify`` returns both, calling D once.
+    """
+
+    def __init__(self, D: nn.Module, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.D = D
+        self.labels = labels  # (B,) int64
+
+    def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.D(x, self.labels) if getattr(self.D, "num_classes", 0) > 0 else self.D(x)
+        if not isinstance(out, tuple):
+            raise GanstudyError("this game needs a D with an auxiliary classifier (arch acgan)")
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.D(x, self.labels) if getattr(self.D, "num_classes", 0) > 0 else self.D(x)
+        return out[0] if isinstance(out, tuple) else out
 
 
 def build_game(name: str, game_args: dict) -> Game:
@@ -77,7 +111,13 @@ def _logistic_d_loss(
 ) -> tuple[torch.Tensor, Stats]:
     """BCE(D(x), real_label) + BCE(D(G(z)), 0); at real_label 1: -[log D(x) + log(1 - D(G(z)))]."""
     # Separate passes, as in the book: BatchNorm sees all-real then all-fake statistics.
-    d_real, d_fake = D(real), D(fake)  # (B,) logits
+    return _logistic_terms(D(real), D(fake), real_label)  # (B,) logits each
+
+
+def _logistic_terms(
+    d_real: torch.Tensor, d_fake: torch.Tensor, real_label: float
+) -> tuple[torch.Tensor, Stats]:
+    """_logistic_d_loss on D's (B,) logits for the real and the fake batch."""
     # One-sided smoothing (Salimans et al. 2016): only the real target moves; fakes stay at 0.
     target = torch.full_like(d_real, real_label)  # (B,)
     loss_real = F.binary_cross_entropy_with_logits(d_real, target)
@@ -135,6 +175,44 @@ class Minimax(CrossEntropyGame):
         d_fake = D(fake)  # (B,) logits
         # log(1 - sigmoid(l)) = -softplus(l): flat where D is sure, hence "saturating".
         return -F.softplus(d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().item()}
+
+
+@GAMES.register("acgan")
+@dataclass
+class ACGAN(CrossEntropyGame):
+    """Odena et al. 2017, AC-GAN: the non-saturating game plus an auxiliary class cross-entropy."""
+
+    description = (
+        "AC-GAN: non-saturating game + aux_weight * class cross-entropy of D's auxiliary head "
+        "(D on real and fake, G on fake)"
+    )
+    needs_classifier = True
+    aux_weight: float = 1.0  # weight of the class cross-entropy L_C (Odena et al.: 1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_positive("aux_weight", self.aux_weight)
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        (d_real, c_real), (d_fake, c_fake) = D.classify(real), D.classify(fake)  # (B,), (B, K)
+        loss, stats = _logistic_terms(d_real, d_fake, self.real_label)
+        # D minimises -L_C on both batches: it learns the classes of reals and of fakes.
+        aux = self.aux_weight * (
+            F.cross_entropy(c_real, D.labels) + F.cross_entropy(c_fake, D.labels)
+        )
+        stats["D/aux_loss"] = aux.item()
+        stats["D/class_accuracy"] = (c_real.argmax(1) == D.labels).float().mean().item()
+        return loss + aux, stats
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        d_fake, c_fake = D.classify(fake)  # (B,) logits, (B, K) class logits
+        aux = self.aux_weight * F.cross_entropy(c_fake, D.labels)  # G also maximises L_C
+        stats = {"D/score_fake": torch.sigmoid(d_fake).mean().item(), "G/aux_loss": aux.item()}
+        return F.softplus(-d_fake).mean() + aux, stats
 
 
 def _sum_with_stats(loss_real: torch.Tensor, loss_fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ganstudy.errors import GanstudyError
-from ganstudy.losses import GAMES, build_game, gradient_penalty
+from ganstudy.losses import GAMES, Labelled, build_game, gradient_penalty
 
 
 class FixedD(nn.Module):
@@ -85,7 +85,7 @@ FORMULAS = {
 
 
 def test_every_registered_game_has_a_formula_test_and_a_description():
-    assert sorted(FORMULAS) == GAMES.names()
+    assert sorted([*FORMULAS, "acgan"]) == GAMES.names()  # acgan: test_acgan_losses_by_formula
     for name in GAMES:
         cls = GAMES.get(name)
         assert cls.description and "\n" not in cls.description
@@ -281,3 +281,64 @@ def test_registry_and_bad_args():
     assert "nonsaturating" in GAMES
     with pytest.raises(GanstudyError, match="nonsaturating"):
         build_game("nonsaturating", {"smoothing": 0.1})
+
+
+class ClassifyingD(nn.Module):
+    """PairD with an auxiliary head: class logits ``real_c`` on REAL, ``fake_c`` on FAKE."""
+
+    def __init__(self, real, fake, real_c, fake_c) -> None:
+        super().__init__()
+        self.aux_classes = real_c.shape[1]
+        self.pair = PairD(real, fake)
+        self.real_c = nn.Parameter(real_c.clone())
+        self.fake_c = nn.Parameter(fake_c.clone())
+
+    def forward(self, x):
+        m = x.flatten(1).mean(1)[:, None]  # (B, 1): +1 on REAL, -1 on FAKE
+        return self.pair(x), self.real_c * torch.relu(m) + self.fake_c * torch.relu(-m)
+
+
+RC = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0], [-2.0, 1.0, 0.0]])  # (B, K) on REAL
+FC = torch.tensor([[0.0, 1.0, 0.0], [1.5, -0.5, 2.0], [0.3, 0.3, -3.0]])  # (B, K) on FAKE
+Y = torch.tensor([0, 2, 1])
+
+
+def class_ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """-mean log softmax(logits)[y], written out."""
+    log_p = logits - torch.log(torch.exp(logits).sum(1, keepdim=True))
+    return -log_p[torch.arange(len(y)), y].mean()
+
+
+def test_acgan_losses_by_formula():
+    w = 0.5
+    game = build_game("acgan", {"aux_weight": w})
+    assert game.needs_classifier and not build_game("nonsaturating", {}).needs_classifier
+    D = Labelled(ClassifyingD(R, F, RC, FC), Y)
+    d_source, g_source = FORMULAS["nonsaturating"](R, F)
+    d_loss, stats = game.d_loss(D, REAL, FAKE)
+    aux_d = w * (class_ce(RC, Y) + class_ce(FC, Y))  # Odena et al.: L_C on real and fake
+    assert stats["D/aux_loss"] == pytest.approx(aux_d.item(), rel=1e-6)
+    assert d_loss.item() == pytest.approx((d_source + aux_d).item(), rel=1e-6)
+    assert stats["D/class_accuracy"] == 1.0  # argmax of RC rows: 0, 2, 1 = Y
+    g_loss, stats = game.g_loss(D, FAKE, REAL)
+    aux_g = w * class_ce(FC, Y)  # G: the fakes' class term only
+    assert stats["G/aux_loss"] == pytest.approx(aux_g.item(), rel=1e-6)
+    assert g_loss.item() == pytest.approx((g_source + aux_g).item(), rel=1e-6)
+    assert D(REAL).shape == (3,)  # the D a game sees gives the scores alone
+
+
+def test_acgan_needs_an_auxiliary_classifier_and_a_positive_weight():
+    with pytest.raises(GanstudyError, match="auxiliary classifier"):
+        build_game("acgan", {}).d_loss(Labelled(PairD(R, F), Y), REAL, FAKE)
+    with pytest.raises(GanstudyError, match="game 'acgan'.*aux_weight"):
+        build_game("acgan", {"aux_weight": 0})
+
+
+def test_labelled_binds_the_labels_of_a_conditional_d():
+    class SumD(nn.Module):
+        num_classes = 3
+
+        def forward(self, x, y):
+            return x.flatten(1).mean(1) + 10 * y
+
+    assert torch.equal(Labelled(SumD(), Y)(REAL), torch.tensor([1.0, 21.0, 11.0]))

@@ -3,10 +3,14 @@ import torch
 from torch.nn.utils.parametrize import is_parametrized
 
 from ganstudy.errors import GanstudyError
-from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan
+from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan, has_classifier, is_conditional
 
-# Parameter counts the book gives (GANs in Action, listings 3.3/3.4 and 4.3/4.4, 28x28x1).
-BOOK_PARAMS = {"dcgan": (1_636_737, 95_105), "gan": (114_064, 100_609)}
+# Parameter counts the book gives (GANs in Action, listings 3.3/3.4, 4.3/4.4 and 8.3/8.4, 28x28x1).
+BOOK_PARAMS = {
+    "dcgan": (1_636_737, 95_105),
+    "gan": (114_064, 100_609),
+    "cgan": (1_637_737, 122_273),
+}
 IMAGE = ImageSpec(channels=1, size=28, num_classes=10)
 
 
@@ -14,16 +18,27 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+def generate(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return G(z, y) if is_conditional(G) else G(z)
+
+
+def judge(D: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """D's (B,) scores, and its (B, K) class logits when it has an auxiliary classifier."""
+    out = D(x, y) if is_conditional(D) else D(x)
+    return out if has_classifier(D) else (out,)
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES.names())
 def test_shapes_and_gradients(arch):
     torch.manual_seed(0)
     G, D = build_gan(arch, IMAGE, {})
-    z = torch.randn(4, G.z_dim)
-    fake = G(z)
+    z, y = torch.randn(4, G.z_dim), torch.tensor([0, 3, 9, 3])
+    fake = generate(G, z, y)
     assert fake.shape == (4, 1, 28, 28) and fake.abs().max() <= 1
-    logits = D(fake)
+    logits, *classes = judge(D, fake, y)
     assert logits.shape == (4,)
-    logits.sum().backward()
+    assert [c.shape for c in classes] == ([(4, 10)] if has_classifier(D) else [])
+    (logits.sum() + sum(c.sum() for c in classes)).backward()
     for name, p in [*G.named_parameters(), *D.named_parameters()]:
         assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
 
@@ -118,3 +133,48 @@ def test_spectral_discriminator_round_trips_through_a_weights_only_checkpoint(tm
     _, D2 = build_gan("dcgan", IMAGE, {"norm": "spectral"})
     D2.load_state_dict(torch.load(tmp_path / "d.pt", weights_only=True))
     assert torch.equal(D.eval()(x), D2.eval()(x))
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+def test_conditioning_is_a_property_of_the_architecture(arch):
+    G, D = build_gan(arch, IMAGE, {})
+    uses_labels = is_conditional(G) or is_conditional(D) or has_classifier(D)
+    assert ARCHITECTURES.get(arch).uses_labels == uses_labels
+    assert is_conditional(G) == (arch in ("cgan", "acgan"))
+    assert is_conditional(D) == (arch == "cgan") and has_classifier(D) == (arch == "acgan")
+
+
+@pytest.mark.parametrize("arch", ["cgan", "acgan"])
+@pytest.mark.parametrize("size", sorted(DCGAN_IMAGES))
+def test_labels_change_the_output_and_the_same_labels_repeat_it(arch, size):
+    torch.manual_seed(0)
+    image = DCGAN_IMAGES[size]
+    G, D = build_gan(arch, image, {})
+    G.eval(), D.eval()  # BatchNorm on running statistics: each sample on its own
+    z = torch.randn(4, G.z_dim).repeat(2, 1)  # (8, z_dim): the same four codes twice
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    other = torch.tensor([4, 5, 6, 7, 0, 1, 2, 3])
+    with torch.no_grad():
+        a, b = G(z, y), G(z, other)
+        assert a.shape == (8, image.channels, size, size)
+        assert torch.equal(a[:4], a[4:])  # same z, same y: same images
+        assert torch.equal(a[4:], b[4:])
+        assert all(not torch.allclose(a[i], b[i]) for i in range(4))  # same z, other y
+        if is_conditional(D):  # cgan's D scores the pair (x, y)
+            assert not torch.allclose(D(a, y), D(a, other))
+            assert torch.equal(D(a, y)[:4], D(a, y)[4:])
+
+
+def test_cgan_follows_the_book_layout():
+    G, D = build_gan("cgan", IMAGE, {})
+    assert G.embed.weight.shape == (10, 100) and D.embed.weight.shape == (10, 28 * 28)
+    convs = modules_of(D, torch.nn.Conv2d)
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(2, 64), (64, 64), (64, 128)]
+    assert len(modules_of(D, torch.nn.BatchNorm2d)) == 2
+    assert (count(G.base), count(D.base)) == (1_636_737, 122_273 - 7_840)  # DCGAN G; D's stack
+
+
+def test_conditional_architectures_need_classes():
+    for arch in ("cgan", "acgan"):
+        with pytest.raises(GanstudyError, match=f"{arch}.*labelled data"):
+            build_gan(arch, ImageSpec(1, 28, 0), {})

@@ -5,7 +5,7 @@ import torch
 
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
-from ganstudy.losses import GAMES, NonSaturating, build_game
+from ganstudy.losses import GAMES, Labelled, NonSaturating, build_game
 from ganstudy.metrics.evaluate import generate
 from ganstudy.models import ImageSpec, build_gan
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -36,6 +36,11 @@ def cfg(iterations: int, **kw) -> TrainConfig:
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
     return torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def labels() -> torch.Tensor:
+    return torch.arange(64) % 10  # (64,): the class of each image
 
 
 def weights(G: torch.nn.Module) -> torch.Tensor:
@@ -131,13 +136,16 @@ def test_checkpoint_of_another_config_or_data_is_not_resumed(images, tmp_path):
 
 
 @pytest.mark.parametrize("game", GAMES.names())
-def test_every_game_trains(images, tmp_path, game):
+def test_every_game_trains(images, labels, tmp_path, game):
+    arch = "acgan" if GAMES.get(game).needs_classifier else "dcgan"
     torch.manual_seed(0)  # train_gan seeds the same way: G0, D0 are its initial networks
-    G0, D0 = build_gan("dcgan", IMAGE, {"z_dim": 16})
+    G0, D0 = build_gan(arch, IMAGE, {"z_dim": 16})
     # Two D steps (not the critics' default 5): still several per G step, at less test time.
     args = {"d_steps": 2}  # an option of every game
-    variant = VARIANT.model_copy(update={"game": game, "game_args": args})
-    result = train_gan(images, IMAGE, game, variant, cfg(2), seed=0, out_dir=tmp_path)
+    variant = VARIANT.model_copy(update={"arch": arch, "game": game, "game_args": args})
+    result = train_gan(
+        images, IMAGE, game, variant, cfg(2), seed=0, out_dir=tmp_path, labels=labels
+    )
     D_after = load_checkpoint(tmp_path / CHECKPOINT_NAME)["D"]
     assert not torch.equal(weights(G0), weights(result.G))
     assert any(not torch.equal(p, D_after[name]) for name, p in D0.named_parameters())
@@ -257,3 +265,95 @@ def test_corrupt_checkpoint_is_clear_error(tmp_path):
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"garbage")
     with pytest.raises(GanstudyError, match="corrupt or unreadable"):
         load_checkpoint(tmp_path / CHECKPOINT_NAME)
+
+
+CGAN = VARIANT.model_copy(update={"arch": "cgan"})
+ACGAN = VARIANT.model_copy(update={"arch": "acgan", "game": "acgan"})
+
+
+@pytest.mark.parametrize("variant", [CGAN, ACGAN], ids=["cgan", "acgan"])
+def test_conditional_training_changes_weights_and_repeats_for_a_seed(
+    images, labels, tmp_path, variant
+):
+    torch.manual_seed(0)
+    G0, _ = build_gan(variant.arch, IMAGE, {"z_dim": 16})
+    a = train_gan(images, IMAGE, "v", variant, cfg(2), 7, tmp_path / "a", labels=labels)
+    b = train_gan(images, IMAGE, "v", variant, cfg(2), 7, tmp_path / "b", labels=labels)
+    assert not torch.equal(weights(G0), weights(a.G))
+    assert torch.equal(weights(a.G), weights(b.G))
+    assert all(math.isfinite(v) for v in a.history.drop(columns="step").to_numpy().ravel())
+    if variant is ACGAN:
+        assert {"D/aux_loss", "G/aux_loss", "D/class_accuracy"} <= set(a.history)
+    other = train_gan(images, IMAGE, "v", variant, cfg(2), 7, tmp_path / "c", labels=labels.flip(0))
+    assert other.resumed_from == 0 and not torch.equal(weights(a.G), weights(other.G))
+
+
+def test_conditional_resume_gives_the_same_result(images, labels, tmp_path):
+    train = cfg(4, instance_noise=0.3, ema_beta=0.9)
+    straight = train_gan(images, IMAGE, "v", ACGAN, train, 3, tmp_path / "straight", labels=labels)
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(
+            images,
+            IMAGE,
+            "v",
+            ACGAN,
+            train,
+            3,
+            tmp_path / "resumed",
+            on_samples=lambda step, _: (
+                (_ for _ in ()).throw(KeyboardInterrupt) if step == 2 else None
+            ),
+            labels=labels,
+        )
+    resumed = train_gan(images, IMAGE, "v", ACGAN, train, 3, tmp_path / "resumed", labels=labels)
+    assert resumed.resumed_from == 2
+    a, b = (load_checkpoint(tmp_path / run / CHECKPOINT_NAME) for run in ("straight", "resumed"))
+    for entry in ("G", "G_ema", "D"):
+        assert same_state(a[entry], b[entry])
+    assert torch.equal(weights(straight.G), weights(resumed.G))
+
+
+def test_fakes_take_the_labels_of_their_real_batch(images, labels, tmp_path, monkeypatch):
+    seen = []
+
+    class Recording(NonSaturating):
+        def d_loss(self, D, real, fake):
+            seen.append((D, real))
+            return super().d_loss(D, real, fake)
+
+    monkeypatch.setitem(GAMES._entries, "recording", Recording)
+    variant = CGAN.model_copy(update={"game": "recording"})
+    train_gan(images, IMAGE, "v", variant, cfg(1), 0, tmp_path, labels=labels)
+    ((D, real),) = seen
+    assert isinstance(D, Labelled) and D.labels.shape == (8,)
+    index = (real.flatten(1)[:, None] == images.flatten(1)[None]).all(-1).int().argmax(1)
+    assert torch.equal(D.labels, labels[index])  # each real image's own label
+
+
+def test_unconditional_runs_ignore_labels(images, labels, tmp_path):
+    a = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2), 7, tmp_path / "a")
+    b = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2), 7, tmp_path / "b", labels=labels)
+    assert torch.equal(weights(a.G), weights(b.G))
+    keys = [load_checkpoint(tmp_path / r / CHECKPOINT_NAME)["resume_key"] for r in "ab"]
+    assert keys[0] == keys[1]
+
+
+def test_conditional_runs_need_labels_and_a_matching_game(images, labels, tmp_path):
+    with pytest.raises(GanstudyError, match="'cgan' trains on labels"):
+        train_gan(images, IMAGE, "v", CGAN, cfg(1), 0, tmp_path)
+    wrong = CGAN.model_copy(update={"game": "acgan"})
+    with pytest.raises(GanstudyError, match="'acgan' needs a D with an auxiliary classifier"):
+        train_gan(images, IMAGE, "v", wrong, cfg(1), 0, tmp_path, labels=labels)
+
+
+def test_evaluate_generates_balanced_classes_for_a_conditional_generator(images, labels, tmp_path):
+    result = train_gan(images, IMAGE, "v", CGAN, cfg(1), 0, tmp_path, labels=labels)
+    generated, _ = generate(tmp_path, 25, 10, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0 + 20_000)  # as generate: labels first, then codes
+    y = (torch.arange(25) % 10)[torch.randperm(25, generator=gen)]
+    assert torch.bincount(y, minlength=10).tolist() == [3] * 5 + [2] * 5
+    z = torch.randn(25, 16, generator=gen)
+    with torch.no_grad():
+        assert torch.allclose(generated, result.G(z, y), atol=1e-6)
+    again, _ = generate(tmp_path, 25, 7, torch.device("cpu"))  # batch size does not matter
+    assert torch.allclose(generated, again, atol=1e-6)

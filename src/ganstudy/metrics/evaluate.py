@@ -26,10 +26,19 @@ def generate(
     G.load_state_dict(state[state.get("G_eval", "G")])
     G = G.to(device).eval()
     gen = torch.Generator().manual_seed(state["config"]["seed"] + 20_000)  # disjoint from training
+    from ganstudy.models import is_conditional  # noqa: PLC0415
+
+    labels = None
+    if is_conditional(G):  # balanced classes (n // K or one more each), in a seeded order
+        labels = (torch.arange(n) % G.num_classes)[torch.randperm(n, generator=gen)]  # (n,)
     chunks = []
     for start in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - start), state["z_dim"], generator=gen)
-        chunks.append(G(z.to(device)).cpu())
+        if labels is None:
+            chunks.append(G(z.to(device)).cpu())
+        else:
+            y = labels[start : start + len(z)]
+            chunks.append(G(z.to(device), y.to(device)).cpu())
     return torch.cat(chunks), state
 
 

@@ -21,6 +21,7 @@ class Architecture:
     name: str
     description: str  # one line, shown by `ganstudy variants`
     build: Callable[..., tuple[nn.Module, nn.Module]]  # (ImageSpec, **arch_args) -> (G, D)
+    uses_labels: bool = False  # trains on (image, label) pairs: its runs depend on the labels
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
@@ -35,4 +36,14 @@ def build_gan(arch: str, image: ImageSpec, arch_args: dict) -> tuple[nn.Module, 
         raise GanstudyError(f"architecture {arch!r}: {err}") from None
 
 
-from ganstudy.models import dcgan, gan  # noqa: E402,F401  (registers their entries)
+def is_conditional(module: nn.Module) -> bool:
+    """Whether ``module`` takes class labels: G(z, y) or D(x, y) (a ``num_classes`` > 0)."""
+    return getattr(module, "num_classes", 0) > 0
+
+
+def has_classifier(D: nn.Module) -> bool:
+    """Whether D has an auxiliary classifier head: it returns (scores (B,), class logits (B, K))."""
+    return getattr(D, "aux_classes", 0) > 0
+
+
+from ganstudy.models import acgan, cgan, dcgan, gan  # noqa: E402,F401  (registers their entries)

@@ -3,6 +3,10 @@
 The loop owns time (iterations, logging, sampling, checkpoints); the game owns the objective.
 Training data live on the device as one tensor; batches are drawn with replacement, as in the
 book, by a seeded generator whose state is checkpointed with everything else.
+Conditional architectures (their G takes labels, or D classifies) train on (image, label) pairs:
+every fake batch is generated for the labels of the real batch it is paired with (book listing
+8.6), and the game gets D bound to those labels (``losses.Labelled``). The labels come with the
+real batch's index draw, so no extra random numbers are drawn: unconditional runs are unchanged.
 Two tricks of book §5.4 depend on time, so they live here and not in the games: instance noise
 on D's inputs (annealed to 0 over the run) and an exponential moving average (EMA) of G.
 """
@@ -21,8 +25,8 @@ from tqdm import tqdm
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import write_with
-from ganstudy.losses import build_game
-from ganstudy.models import ImageSpec, build_gan
+from ganstudy.losses import Labelled, build_game
+from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan, has_classifier, is_conditional
 from ganstudy.training.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -54,16 +58,25 @@ class TrainResult:
 
 
 def resolved_config(
-    variant: VariantConfig, cfg: TrainConfig, seed: int, image: ImageSpec, images: torch.Tensor
+    variant: VariantConfig,
+    cfg: TrainConfig,
+    seed: int,
+    image: ImageSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
 ) -> dict:
-    """Everything that determines a training run, the training data's digest included."""
-    return {
+    """Everything that determines a training run, the training data's digest included (and the
+    labels' for an architecture that trains on them)."""
+    resolved = {
         "variant": variant.model_dump(mode="json"),
         "train": cfg.model_dump(mode="json"),
         "seed": seed,
         "image": [image.channels, image.size, image.num_classes],
         "data_digest": tensor_digest(images),
     }
+    if labels is not None and ARCHITECTURES.get(variant.arch).uses_labels:
+        resolved["label_digest"] = tensor_digest(labels)
+    return resolved
 
 
 def make_optimizer(
@@ -81,12 +94,26 @@ def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.T
 
 
 def _batch(
-    data: torch.Tensor, batch_size: int, z_dim: int, sampler: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A real batch (B, C, H, W), drawn with replacement, and latent codes (B, z_dim)."""
-    real = data[torch.randint(len(data), (batch_size,), generator=sampler, device=data.device)]
+    data: torch.Tensor,
+    labels: torch.Tensor | None,
+    batch_size: int,
+    z_dim: int,
+    sampler: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """A real batch (B, C, H, W), drawn with replacement, its labels (B,) (None without
+    ``labels``) and latent codes (B, z_dim)."""
+    index = torch.randint(len(data), (batch_size,), generator=sampler, device=data.device)
     z = torch.randn(batch_size, z_dim, generator=sampler, device=data.device)
-    return real, z
+    return data[index], None if labels is None else labels[index], z
+
+
+def _generate(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    return G(z) if y is None or not is_conditional(G) else G(z, y)
+
+
+def _judge(D: torch.nn.Module, y: torch.Tensor | None) -> torch.nn.Module:
+    """The D a game sees: D itself, or D bound to the batch's labels in a run with labels."""
+    return D if y is None else Labelled(D, y)
 
 
 def noisy(x: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
@@ -123,11 +150,13 @@ def train_gan(
     out_dir: str | Path,
     sink: Sink | None = None,
     on_samples: Callable[[int, torch.Tensor], None] | None = None,
+    labels: torch.Tensor | None = None,
 ) -> TrainResult:
-    """Train ``variant`` on ``images`` ((N, C, H, W) float in [-1, 1]), checkpointing in out_dir."""
+    """Train ``variant`` on ``images`` ((N, C, H, W) float in [-1, 1]), checkpointing in out_dir.
+    ``labels`` (N,) int: the class of each image, needed by conditional architectures only."""
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
-    resolved = resolved_config(variant, cfg, seed, image, images)
+    resolved = resolved_config(variant, cfg, seed, image, images, labels)
     key = resume_key(resolved)
 
     # Construct networks, game and optimizers.
@@ -135,13 +164,26 @@ def train_gan(
     G, D = build_gan(variant.arch, image, variant.arch_args)
     G, D = G.to(device), D.to(device)
     game = build_game(variant.game, variant.game_args)
+    uses_labels = is_conditional(G) or is_conditional(D) or has_classifier(D)
+    if uses_labels and labels is None:
+        raise GanstudyError(f"architecture {variant.arch!r} trains on labels; none were given")
+    if game.needs_classifier and not has_classifier(D):
+        raise GanstudyError(
+            f"game {variant.game!r} needs a D with an auxiliary classifier (arch acgan), "
+            f"not {variant.arch!r}"
+        )
     opt = variant.optimizer
     fused = device.type == "cuda"
     opt_G = make_optimizer(G.parameters(), opt.lr_g, opt, fused)
     opt_D = make_optimizer(D.parameters(), opt.lr_d, opt, fused)
     data = images.to(device)
+    label_data = labels.to(device=device, dtype=torch.long) if uses_labels else None
     sampler = torch.Generator(device=device).manual_seed(seed)
     fixed_z = _fixed_noise(cfg.grid_size, G.z_dim, seed, device)
+    # The grid's labels: 0, 1, ..., K-1, 0, 1, ... (book listing 8.7: one digit per class).
+    fixed_y = (
+        torch.arange(cfg.grid_size, device=device) % image.num_classes if uses_labels else None
+    )
     ema = make_ema(G, cfg.ema_beta)
     G_eval = G if ema is None else ema.module  # sampled, returned (logged to MLflow) and scored
 
@@ -202,18 +244,18 @@ def train_gan(
     while step < cfg.iterations:
         std = instance_noise_std(cfg, step)  # one std per iteration, for D and G steps alike
         for _ in range(game.d_steps):
-            real, z = _batch(data, cfg.batch_size, G.z_dim, sampler)
+            real, y, z = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler)
             with torch.no_grad():
-                fake = G(z)
+                fake = _generate(G, z, y)
             real, fake = noisy(real, std, sampler), noisy(fake, std, sampler)
-            loss_d, d_stats = game.d_loss(D, real, fake)
+            loss_d, d_stats = game.d_loss(_judge(D, y), real, fake)
             opt_D.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_D.step()
             game.after_d_step(D)
-        real, z = _batch(data, cfg.batch_size, G.z_dim, sampler)
-        real, fake = noisy(real, std, sampler), noisy(G(z), std, sampler)
-        loss_g, g_stats = game.g_loss(D, fake, real)
+        real, y, z = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler)
+        real, fake = noisy(real, std, sampler), noisy(_generate(G, z, y), std, sampler)
+        loss_g, g_stats = game.g_loss(_judge(D, y), fake, real)
         opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_G.step()
@@ -239,7 +281,7 @@ def train_gan(
         if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
             checkpoint()
         if on_samples is not None and (step % cfg.sample_every == 0 or step == cfg.iterations):
-            on_samples(step, _sample(G_eval, fixed_z))
+            on_samples(step, _sample(G_eval, fixed_z, fixed_y))
     bar.close()
     if resumed_from == cfg.iterations:  # nothing left to do; keep what is on disk
         history = _read_history(out_dir, step)
@@ -247,10 +289,10 @@ def train_gan(
 
 
 @torch.no_grad()
-def _sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+def _sample(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
     was_training = G.training
     G.eval()
-    images = G(z).cpu()
+    images = _generate(G, z, y).cpu()
     G.train(was_training)
     return images
 

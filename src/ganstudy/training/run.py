@@ -39,10 +39,11 @@ def train_variant(
 
     # Load data.
     manifest = read_manifest(data_dir)
-    x, _ = load_split(data_dir, "train")
+    x, y = load_split(data_dir, "train")
     images = to_model_range(x)  # (N, C, H, W) in [-1, 1]
+    labels = torch.as_tensor(y, dtype=torch.long)  # (N,); used by conditional architectures only
     image = ImageSpec(images.shape[1], images.shape[2], len(manifest["classes"]))
-    resolved = resolved_config(variant, cfg, seed, image, images)
+    resolved = resolved_config(variant, cfg, seed, image, images, labels)
     key = resume_key(resolved)
 
     # Resume the MLflow run too when the checkpoint will be resumed.
@@ -81,6 +82,7 @@ def train_variant(
             out_dir,
             sink=lambda step, stats: run.log_metrics(stats, step),
             on_samples=on_samples,
+            labels=labels,
         )
 
         # Export the final pictures and the generator.
