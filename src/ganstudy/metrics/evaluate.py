@@ -6,8 +6,8 @@ import torch
 
 from ganstudy.config import EvaluateConfig, StudyConfig, TrackingConfig
 from ganstudy.io import read_json, write_json
-from ganstudy.metrics.domain import extract, load_classifier
-from ganstudy.metrics.reference import CLASSIFIER_NAME, load_reference
+from ganstudy.metrics.backbones import load_backbone
+from ganstudy.metrics.reference import load_reference
 from ganstudy.metrics.registry import compute_all
 from ganstudy.models import ImageSpec, build_gan
 from ganstudy.tracking import start_run
@@ -46,20 +46,20 @@ def score(
     images: torch.Tensor, reference_dir: str | Path, cfg: EvaluateConfig, device: torch.device
 ) -> dict[str, float]:
     """Every registered metric (``ganstudy metrics``: FID, IS, KID, precision/recall) of
-    ``images`` in the domain-classifier space, against the cached real reference split.
+    ``images`` in the ``cfg.backbone`` feature space, against the cached real reference split.
 
     Args:
         images: (N, C, H, W) generated images in [-1, 1].
         reference_dir: the reference stage's output folder.
-        cfg: the evaluate section (reference split, batch size, IS splits).
-        device: where the classifier runs.
+        cfg: the evaluate section (backbone, reference split, batch size, IS splits).
+        device: where the backbone runs.
 
     Returns:
         Metric name (carrying the protocol, e.g. ``kid_domain_10k_test_mean``) -> value.
     """
-    model = load_classifier(Path(reference_dir) / CLASSIFIER_NAME, device)
-    reference = load_reference(reference_dir, cfg.reference_split)  # fails before the work
-    feats, probs = extract(model, images, cfg.batch_size)  # (N, D), (N, K)
+    reference = load_reference(reference_dir, cfg.reference_split, cfg.backbone)  # fails early
+    backbone = load_backbone(cfg.backbone, cfg, device, reference_dir)
+    feats, probs = backbone.extract(images, cfg.batch_size)  # (N, D), (N, K) or None
     return compute_all(feats, probs, reference, cfg)
 
 

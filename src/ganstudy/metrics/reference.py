@@ -1,16 +1,24 @@
 """The reference stage: train the domain classifier once; cache real-split features and their
-statistics (FID needs the statistics, KID and precision/recall the features themselves)."""
+statistics (FID needs the statistics, KID and precision/recall the features themselves).
+
+The domain classifier's files sit at the top of the output folder (``stats_<split>.npz``,
+``feats_<split>.npy``). The ``backbone/`` folder names the backbone evaluate uses
+(``backbone.json``) and, for an Inception backbone, holds its features of the same splits
+(``feats_<backbone>_<split>.npy``, ``stats_<backbone>_<split>.npz``), so changing
+``evaluate.backbone`` reruns this stage and evaluate never scores against the wrong space.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ganstudy.config import ReferenceConfig
+from ganstudy.config import EvaluateConfig, ReferenceConfig
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
 from ganstudy.errors import GanstudyError
-from ganstudy.io import atomic_dir, write_json, write_npy
+from ganstudy.io import atomic_dir, read_json, write_json, write_npy
 from ganstudy.metrics import metric_name
+from ganstudy.metrics.backbones import load_backbone
 from ganstudy.metrics.domain import accuracy, extract, save_classifier, train_classifier
 from ganstudy.metrics.fid import frechet_distance, gaussian_stats, load_stats, save_stats
 from ganstudy.metrics.inception_score import inception_score
@@ -19,14 +27,25 @@ from ganstudy.training.loop import resolve_device
 BACKBONE = "domain"
 CLASSIFIER_NAME = "classifier.pt"
 METRICS_NAME = "reference.json"
+BACKBONE_DIR, BACKBONE_FILE = "backbone", "backbone.json"
 
 
-def stats_name(split: str) -> str:
-    return f"stats_{split}.npz"
+def stats_name(split: str, backbone: str = BACKBONE) -> str:
+    """The statistics file of a split, relative to the reference folder."""
+    return (
+        f"stats_{split}.npz"
+        if backbone == BACKBONE
+        else f"{BACKBONE_DIR}/stats_{backbone}_{split}.npz"
+    )
 
 
-def feats_name(split: str) -> str:
-    return f"feats_{split}.npy"
+def feats_name(split: str, backbone: str = BACKBONE) -> str:
+    """The features file of a split, relative to the reference folder."""
+    return (
+        f"feats_{split}.npy"
+        if backbone == BACKBONE
+        else f"{BACKBONE_DIR}/feats_{backbone}_{split}.npy"
+    )
 
 
 @dataclass(frozen=True)
@@ -39,12 +58,13 @@ class ReferenceSet:
     feats: np.ndarray  # (N, D) float32 features
 
 
-def load_reference(reference_dir: str | Path, split: str) -> ReferenceSet:
+def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBONE) -> ReferenceSet:
     """The cached statistics and features of one real split of the reference stage's output.
 
     Args:
         reference_dir: the reference stage's output folder.
         split: "val" or "test".
+        backbone: the feature space (``evaluate.backbone``).
 
     Returns:
         The split's statistics and features.
@@ -52,8 +72,16 @@ def load_reference(reference_dir: str | Path, split: str) -> ReferenceSet:
     Raises:
         GanstudyError: a file is missing or unreadable, or the two do not match.
     """
-    mu, sigma, n = load_stats(Path(reference_dir) / stats_name(split))
-    path = Path(reference_dir) / feats_name(split)
+    if backbone != BACKBONE:
+        marker = Path(reference_dir) / BACKBONE_DIR / BACKBONE_FILE
+        made_for = read_json(marker).get("backbone") if marker.is_file() else None
+        if made_for != backbone:
+            raise GanstudyError(
+                f"{reference_dir}: reference features are for backbone {made_for or BACKBONE!r}, "
+                f"not {backbone!r}; run the reference stage with evaluate.backbone: {backbone}"
+            )
+    mu, sigma, n = load_stats(Path(reference_dir) / stats_name(split, backbone))
+    path = Path(reference_dir) / feats_name(split, backbone)
     if not path.is_file():
         raise GanstudyError(f"{path}: reference features missing; run the reference stage")
     try:
@@ -68,9 +96,16 @@ def load_reference(reference_dir: str | Path, split: str) -> ReferenceSet:
     return ReferenceSet(split, mu, sigma, feats)
 
 
-def build_reference(processed_dir: str | Path, out_dir: str | Path, cfg: ReferenceConfig) -> dict:
-    """Write the classifier, ``stats_{val,test}.npz``, ``feats_{val,test}.npy`` (float32) and
+def build_reference(
+    processed_dir: str | Path,
+    out_dir: str | Path,
+    cfg: ReferenceConfig,
+    evaluate: EvaluateConfig | None = None,
+) -> dict:
+    """Write the classifier, ``stats_{val,test}.npz``, ``feats_{val,test}.npy`` (float32),
+    ``backbone/`` (evaluate's backbone; its features when it is an Inception one) and
     ``reference.json``; return its metrics."""
+    backbone = evaluate.backbone if evaluate is not None else BACKBONE
     manifest = read_manifest(processed_dir)
     device = resolve_device(cfg.device)
     train, val, test = (load_split(processed_dir, s) for s in ("train", "val", "test"))
@@ -91,6 +126,13 @@ def build_reference(processed_dir: str | Path, out_dir: str | Path, cfg: Referen
         f"{metric_name('is', BACKBONE, len(test[1]))}_real_test_std": is_std,
         "feature_dim": cfg.feature_dim,
     }
+    extra: dict[str, np.ndarray] = {}
+    if backbone != BACKBONE:  # features of the same splits in evaluate's Inception space
+        net = load_backbone(backbone, evaluate, resolve_device(evaluate.device))
+        for split, images in (("val", val[0]), ("test", test[0])):
+            extra[split] = net.features(to_model_range(images), evaluate.batch_size)
+        floor = frechet_distance(*gaussian_stats(extra["val"]), *gaussian_stats(extra["test"]))
+        metrics[f"{metric_name('fid', backbone, len(val[1]), 'test')}_real_val"] = floor
     with atomic_dir(out_dir) as tmp:
         save_classifier(
             tmp / CLASSIFIER_NAME, model.cpu(), manifest["image_shape"], manifest["classes"]
@@ -99,5 +141,10 @@ def build_reference(processed_dir: str | Path, out_dir: str | Path, cfg: Referen
         save_stats(tmp / stats_name("test"), feats_test)
         write_npy(tmp / feats_name("val"), feats_val.astype(np.float32))
         write_npy(tmp / feats_name("test"), feats_test.astype(np.float32))
+        (tmp / BACKBONE_DIR).mkdir()
+        write_json(tmp / BACKBONE_DIR / BACKBONE_FILE, {"backbone": backbone})
+        for split, feats in extra.items():
+            save_stats(tmp / stats_name(split, backbone), feats)
+            write_npy(tmp / feats_name(split, backbone), feats.astype(np.float32))
         write_json(tmp / METRICS_NAME, metrics)
     return metrics

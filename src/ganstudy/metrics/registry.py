@@ -27,13 +27,16 @@ if TYPE_CHECKING:  # the reference module pulls in torch; listing metrics does n
 KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 0  # Binkowski et al. 2018's choices
 PR_K = 3  # Kynkäänniemi et al. 2019's neighbourhood size
 
-MetricFn = Callable[[np.ndarray, np.ndarray, "ReferenceSet", EvaluateConfig], dict[str, float]]
+# (generated feats (N, D), generated probs (N, K) or None, reference, cfg) -> name -> value
+MetricFn = Callable[
+    [np.ndarray, "np.ndarray | None", "ReferenceSet", EvaluateConfig], dict[str, float]
+]
 
 
 @dataclass(frozen=True)
 class Metric:
     protocol: str  # one line: what is computed, how, and from which paper
-    compute: MetricFn  # (generated feats (N, D), generated probs (N, K), reference, cfg)
+    compute: MetricFn  # (generated feats (N, D), probs (N, K) or None, reference, cfg)
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -48,7 +51,11 @@ def _fid(feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateC
     return {_name("fid", feats, cfg, ref.split): value}
 
 
-def _is(feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateConfig) -> dict:
+def _is(
+    feats: np.ndarray, probs: np.ndarray | None, ref: ReferenceSet, cfg: EvaluateConfig
+) -> dict:
+    if probs is None:  # Inception backbones: no 1008-way logits offline, so no IS
+        return {}
     mean, std = inception_score(probs, cfg.is_splits)
     name = _name("is", feats, cfg, None)  # no reference split: IS sees generated images only
     return {f"{name}_mean": mean, f"{name}_std": std}
@@ -72,7 +79,9 @@ METRICS.add(
     "fid",
     Metric(
         "Frechet distance of Gaussians fitted to generated and real-split features, float64, "
-        "exact eigh trace (= pytorch-fid's value) (Heusel et al. 2017)",
+        "exact eigh trace (= pytorch-fid's value) (Heusel et al. 2017); Inception backbones: "
+        "grey->3 channels, bilinear resize to 299x299 (torch interpolate, align_corners=False), "
+        "[-1,1] input, 2048-d pool3",
         _fid,
     ),
 )
@@ -80,7 +89,8 @@ METRICS.add(
     "is",
     Metric(
         "Inception Score exp E[KL(p(y|x) || p(y))] of the backbone's class probabilities, "
-        "mean/std over evaluate.is_splits splits (Salimans et al. 2016)",
+        "mean/std over evaluate.is_splits splits (Salimans et al. 2016); domain backbone only: "
+        "the Inception backbones have no 1008-way logits offline, so IS is skipped for them",
         _is,
     ),
 )
@@ -104,13 +114,14 @@ METRICS.add(
 
 
 def compute_all(
-    feats: np.ndarray, probs: np.ndarray, ref: ReferenceSet, cfg: EvaluateConfig
+    feats: np.ndarray, probs: np.ndarray | None, ref: ReferenceSet, cfg: EvaluateConfig
 ) -> dict[str, float]:
     """Every registered metric of generated samples against a real reference split.
 
     Args:
         feats: (N, D) backbone features of the generated images.
-        probs: (N, K) backbone class probabilities of the generated images.
+        probs: (N, K) backbone class probabilities of the generated images; None when the
+            backbone has no classes (Inception): metrics that need them are skipped.
         ref: the real split: its feature statistics and features.
         cfg: the evaluate section (backbone, IS splits).
 

