@@ -73,6 +73,8 @@ def test_outputs_exist(pipeline: Path):
         "reference/stats_test.npz",
         "reference/feats_val.npy",
         "reference/feats_test.npy",
+        "reference/feats_train.npy",
+        "reference/backbone/backbone.json",
         "models/dcgan/0/checkpoint.pt",
         "models/dcgan/0/samples.png",
         "models/dcgan/1/loss.png",
@@ -90,6 +92,8 @@ def test_metrics_carry_protocol_in_names(pipeline: Path):
     assert metrics["kid_domain_120_test_mean"] > 0 and metrics["kid_domain_120_test_std"] >= 0
     assert 0.0 <= metrics["precision_domain_120_test"] <= 1.0
     assert 0.0 <= metrics["recall_domain_120_test"] <= 1.0
+    assert metrics["memorisation_domain_120_test_ratio"] > 0  # an untrained G copies nothing
+    assert 0.0 <= metrics["memorisation_domain_120_test_close_fraction"] <= 1.0
     assert metrics["step"] == 4 and metrics["seed"] == 0
 
 

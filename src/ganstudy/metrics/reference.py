@@ -56,6 +56,7 @@ class ReferenceSet:
     mu: np.ndarray  # (D,) float64 feature mean
     sigma: np.ndarray  # (D, D) float64 feature covariance
     feats: np.ndarray  # (N, D) float32 features
+    train_feats: np.ndarray | None = None  # (M, D) float32 training-split features (domain)
 
 
 def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBONE) -> ReferenceSet:
@@ -93,7 +94,13 @@ def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBO
             f"{path}: features {feats.shape} do not match the statistics ({n} x {len(mu)}); "
             "run the reference stage"
         )
-    return ReferenceSet(split, mu, sigma, feats)
+    train = None
+    train_path = Path(reference_dir) / feats_name("train")
+    if backbone == BACKBONE and train_path.is_file():  # memorisation's training-set features
+        train = np.load(train_path, allow_pickle=False)
+        if train.ndim != 2 or train.shape[1] != feats.shape[1]:
+            raise GanstudyError(f"{train_path}: features {train.shape} do not match; rerun")
+    return ReferenceSet(split, mu, sigma, feats, train)
 
 
 def build_reference(
@@ -112,6 +119,7 @@ def build_reference(
     model = train_classifier(train, cfg, len(manifest["classes"]), device)
     feats_val, probs_val = extract(model, to_model_range(val[0]))
     feats_test, probs_test = extract(model, to_model_range(test[0]))
+    feats_train, _ = extract(model, to_model_range(train[0]))  # memorisation's nearest neighbours
     is_mean, is_std = inception_score(probs_test)
     mu_v, s_v = gaussian_stats(feats_val)
     mu_t, s_t = gaussian_stats(feats_test)
@@ -141,6 +149,7 @@ def build_reference(
         save_stats(tmp / stats_name("test"), feats_test)
         write_npy(tmp / feats_name("val"), feats_val.astype(np.float32))
         write_npy(tmp / feats_name("test"), feats_test.astype(np.float32))
+        write_npy(tmp / feats_name("train"), feats_train.astype(np.float32))
         (tmp / BACKBONE_DIR).mkdir()
         write_json(tmp / BACKBONE_DIR / BACKBONE_FILE, {"backbone": backbone})
         for split, feats in extra.items():

@@ -18,6 +18,7 @@ from ganstudy.metrics import metric_name
 from ganstudy.metrics.fid import frechet_distance, gaussian_stats
 from ganstudy.metrics.inception_score import inception_score
 from ganstudy.metrics.kid import kernel_inception_distance
+from ganstudy.metrics.memorisation import CLOSE_PERCENTILE, memorisation
 from ganstudy.metrics.precision_recall import precision_recall
 from ganstudy.registry import Registry
 
@@ -101,6 +102,29 @@ METRICS.add(
         f"{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n) samples, seed {KID_SEED} "
         "(Binkowski et al. 2018)",
         _kid,
+    ),
+)
+
+
+def _memorisation(
+    feats: np.ndarray, probs: np.ndarray | None, ref: ReferenceSet, cfg: EvaluateConfig
+) -> dict:
+    if ref.train_feats is None:  # Inception backbones: no training-set features are cached
+        return {}
+    ratio, close = memorisation(feats, ref.train_feats, ref.feats)
+    name = _name("memorisation", feats, cfg, ref.split)
+    return {f"{name}_ratio": ratio, f"{name}_close_fraction": close}
+
+
+METRICS.add(
+    "memorisation",
+    Metric(
+        "median Euclidean distance of generated samples to their nearest training sample over "
+        "the same for the real held-out split (ratio; ~1 = no copying, ~0 = copies), and the "
+        f"share of generated samples nearer than the held-out distances' {CLOSE_PERCENTILE:g}st "
+        "percentile (close_fraction), in the domain classifier's feature space (not pixels); "
+        "domain backbone only (GANs in Action fig. 5.3)",
+        _memorisation,
     ),
 )
 METRICS.add(

@@ -1,0 +1,52 @@
+"""Memorisation: copies of the training set are caught; a fresh sample is not."""
+
+import numpy as np
+import pytest
+
+from ganstudy.errors import GanstudyError
+from ganstudy.metrics.memorisation import memorisation, nearest_distances
+
+
+def data(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 8))
+
+
+def test_nearest_distances_match_brute_force():
+    x, t = data(7, 0), data(11, 1)
+    brute = np.sqrt(((x[:, None] - t[None]) ** 2).sum(-1)).min(1)
+    assert np.allclose(nearest_distances(x, t, chunk=3), brute)
+
+
+def test_a_generator_that_copies_the_training_set_is_caught():
+    train, held_out = data(2000, 0), data(500, 1)
+    copies = train[np.random.default_rng(2).choice(len(train), 300)]  # G returns train images
+    ratio, close = memorisation(copies, train, held_out)
+    assert ratio == pytest.approx(0.0, abs=1e-6) and close == pytest.approx(1.0)
+
+
+def test_a_fresh_sample_of_the_same_distribution_is_not():
+    train, held_out, fresh = data(2000, 0), data(500, 1), data(500, 3)
+    ratio, close = memorisation(fresh, train, held_out)
+    assert ratio == pytest.approx(1.0, abs=0.05) and close < 0.05
+
+
+def test_memorisation_metric_in_the_registry_and_bad_input():
+    from ganstudy.config import EvaluateConfig
+    from ganstudy.metrics.fid import gaussian_stats
+    from ganstudy.metrics.reference import ReferenceSet
+    from ganstudy.metrics.registry import METRICS
+    from tests.conftest import tiny_params
+
+    train, held_out = data(400, 0), data(100, 1)
+    ref = ReferenceSet("test", *gaussian_stats(held_out), held_out, train)
+    cfg = EvaluateConfig(**tiny_params()["evaluate"])
+    values = METRICS.get("memorisation").compute(train[:120], None, ref, cfg)
+    assert set(values) == {
+        "memorisation_domain_120_test_ratio",
+        "memorisation_domain_120_test_close_fraction",
+    }
+    assert values["memorisation_domain_120_test_close_fraction"] == 1.0
+    no_train = ReferenceSet("test", *gaussian_stats(held_out), held_out)
+    assert METRICS.get("memorisation").compute(train[:120], None, no_train, cfg) == {}
+    with pytest.raises(GanstudyError, match="do not match"):
+        nearest_distances(data(3, 0), data(3, 1)[:, :4])
