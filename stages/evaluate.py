@@ -13,6 +13,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--run", required=True, help="run folder (train's output)")
     parser.add_argument("--reference", required=True, help="reference folder")
     parser.add_argument("--out", required=True, help="metrics JSON to write")
+    parser.add_argument(
+        "--processed", help="processed folder: draw <out stem>_memorisation.png (nearest pairs)"
+    )
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     evaluate_run(
@@ -22,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_section("evaluate", args.params),
         load_section("study", args.params),
         load_section("tracking", args.params),
+        args.processed,
     )
 
 

@@ -45,6 +45,7 @@ def pipeline(tmp_path_factory):
                 str(ref),
                 "--out",
                 str(work / "metrics" / "dcgan" / f"{seed}.json"),
+                *(["--processed", str(proc)] if seed == 0 else []),  # the picture is optional
                 *p,
             ]
         )
@@ -75,6 +76,7 @@ def test_outputs_exist(pipeline: Path):
         "reference/feats_test.npy",
         "reference/feats_train.npy",
         "reference/backbone/backbone.json",
+        "metrics/dcgan/0_memorisation.png",
         "models/dcgan/0/checkpoint.pt",
         "models/dcgan/0/samples.png",
         "models/dcgan/1/loss.png",

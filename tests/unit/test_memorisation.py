@@ -50,3 +50,24 @@ def test_memorisation_metric_in_the_registry_and_bad_input():
     assert METRICS.get("memorisation").compute(train[:120], None, no_train, cfg) == {}
     with pytest.raises(GanstudyError, match="do not match"):
         nearest_distances(data(3, 0), data(3, 1)[:, :4])
+
+
+def test_closest_pairs_picture_shows_copies_beside_their_originals(tmp_path):
+    import torch
+    from PIL import Image
+
+    from ganstudy.metrics.memorisation import nearest, save_closest_pairs
+
+    gen_rng = torch.Generator().manual_seed(0)
+    train = torch.rand(20, 1, 8, 8, generator=gen_rng) * 2 - 1
+    generated = torch.cat([torch.rand(5, 1, 8, 8, generator=gen_rng) * 2 - 1, train[[3, 7]]])
+    flat = lambda x: x.flatten(1).double().numpy()  # noqa: E731 (pixel features)
+    dist, idx = nearest(flat(generated), flat(train))
+    assert list(idx[5:]) == [3, 7] and np.allclose(dist[5:], 0)
+    path = save_closest_pairs(
+        generated, flat(generated), train, flat(train), tmp_path / "m.png", k=3
+    )
+    pixels = np.asarray(Image.open(path))  # 2 rows x 3 columns of 8x8 tiles, pad 2, scale 2
+    assert pixels.shape == (2 * (2 * 10 + 2), 2 * (3 * 10 + 2))
+    top, bottom = pixels[4:20, 4:20], pixels[24:40, 4:20]  # first pair: a copy and its original
+    assert np.array_equal(top, bottom)

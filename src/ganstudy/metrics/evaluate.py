@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from ganstudy.config import EvaluateConfig, StudyConfig, TrackingConfig
+from ganstudy.errors import GanstudyError
 from ganstudy.io import read_json, write_json
 from ganstudy.metrics.backbones import load_backbone
 from ganstudy.metrics.reference import load_reference
@@ -63,6 +64,38 @@ def score(
     return compute_all(feats, probs, reference, cfg)
 
 
+def memorisation_path(out_path: str | Path) -> Path:
+    """``metrics/<variant>/<seed>.json`` -> ``metrics/<variant>/<seed>_memorisation.png``."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.stem}_memorisation.png")
+
+
+def save_memorisation_figure(
+    images: torch.Tensor,
+    reference_dir: str | Path,
+    processed_dir: str | Path,
+    path: str | Path,
+    cfg: EvaluateConfig,
+    device: torch.device,
+) -> Path:
+    """The generated images nearest to the training set beside their nearest training images,
+    in the domain classifier's feature space (whatever ``cfg.backbone`` is)."""
+    from ganstudy.data.arrays import load_split, to_model_range
+    from ganstudy.metrics.memorisation import save_closest_pairs
+    from ganstudy.metrics.reference import feats_name
+
+    train_feats = load_reference(reference_dir, cfg.reference_split).train_feats
+    if train_feats is None:
+        raise GanstudyError(
+            f"{Path(reference_dir) / feats_name('train')}: missing; run the reference stage"
+        )
+    train = to_model_range(load_split(processed_dir, "train")[0])  # (M, C, H, W)
+    if len(train) != len(train_feats):
+        raise GanstudyError(f"{processed_dir}: train split does not match the reference stage's")
+    feats = load_backbone("domain", cfg, device, reference_dir).features(images, cfg.batch_size)
+    return save_closest_pairs(images, feats, train, train_feats, path)
+
+
 def evaluate_run(
     run_dir: str | Path,
     reference_dir: str | Path,
@@ -70,11 +103,17 @@ def evaluate_run(
     cfg: EvaluateConfig,
     study: StudyConfig,
     tracking: TrackingConfig,
+    processed_dir: str | Path | None = None,
 ) -> dict[str, float]:
-    """Write the run's metrics JSON and log the same values to its MLflow run."""
+    """Write the run's metrics JSON and log the same values to its MLflow run; with the
+    processed data folder, also ``<seed>_memorisation.png`` beside the JSON."""
     device = resolve_device(cfg.device)
     images, state = generate(run_dir, cfg.num_samples, cfg.batch_size, device)
     metrics = score(images, reference_dir, cfg, device)
+    if processed_dir is not None:
+        save_memorisation_figure(
+            images, reference_dir, processed_dir, memorisation_path(out_path), cfg, device
+        )
     record = {**metrics, "step": state["step"], "seed": state["config"]["seed"]}
     run_file = Path(run_dir) / RUN_FILE
     run_id = read_json(run_file).get("run_id") if run_file.is_file() else None

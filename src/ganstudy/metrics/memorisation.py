@@ -5,25 +5,34 @@ training sample is compared with the same distance for held-out real samples, wh
 generator never saw: a generator that copies its training set sits much closer to it.
 """
 
+from pathlib import Path
+
 import numpy as np
 import torch
+from PIL import Image
 
 from ganstudy.errors import GanstudyError
+from ganstudy.io import write_with
 
 CLOSE_PERCENTILE = 1.0  # "suspiciously close": below this percentile of real held-out distances
 
 
-def nearest_distances(x: np.ndarray, train: np.ndarray, chunk: int = 1024) -> np.ndarray:
+def nearest(x: np.ndarray, train: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """(N,) Euclidean distance of each row of ``x`` (N, D) to its nearest row of ``train``
-    (M, D), float64, in chunks so that N x M never sits in memory at once."""
+    (M, D), float64, and that row's index, in chunks so that N x M never sits in memory."""
     if x.ndim != 2 or train.ndim != 2 or x.shape[1] != train.shape[1] or not len(train):
         raise GanstudyError(f"memorisation: feature sets {x.shape} and {train.shape} do not match")
     t = torch.from_numpy(np.ascontiguousarray(train, dtype=np.float64))
     out = [
-        torch.cdist(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float64)), t).min(1).values
+        torch.cdist(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float64)), t).min(1)
         for c in np.array_split(x, max(1, -(-len(x) // chunk)))
     ]
-    return torch.cat(out).numpy()
+    return torch.cat([o.values for o in out]).numpy(), torch.cat([o.indices for o in out]).numpy()
+
+
+def nearest_distances(x: np.ndarray, train: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """(N,) distances of ``nearest``."""
+    return nearest(x, train, chunk)[0]
 
 
 def memorisation(
@@ -39,3 +48,33 @@ def memorisation(
         raise GanstudyError("memorisation: the held-out split duplicates the training set")
     close = float(np.mean(gen_d < np.percentile(real_d, CLOSE_PERCENTILE)))
     return float(np.median(gen_d)) / scale, close
+
+
+def save_closest_pairs(
+    generated: torch.Tensor,
+    gen_feats: np.ndarray,
+    train: torch.Tensor,
+    train_feats: np.ndarray,
+    path: str | Path,
+    k: int = 8,
+    scale: int = 2,
+) -> Path:
+    """PNG of the ``k`` generated images nearest to the training set (top row, nearest first)
+    above their nearest training images (bottom row), distances in the given feature space.
+
+    Args:
+        generated: (N, C, H, W) generated images in [-1, 1].
+        gen_feats: (N, D) their features.
+        train: (M, C, H, W) training images in [-1, 1].
+        train_feats: (M, D) their features (same space).
+        path: the PNG to write.
+    """
+    from ganstudy.plots import grid_image  # matplotlib: only when a picture is drawn
+
+    dist, idx = nearest(gen_feats, train_feats)
+    order = np.argsort(dist, kind="stable")[:k]
+    pairs = torch.cat([generated[order], train[idx[order]]])  # (2k, C, H, W)
+    grid = grid_image(pairs, nrow=len(order))
+    pil = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+    return write_with(path, lambda p: pil.save(p, format="PNG"))
