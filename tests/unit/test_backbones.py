@@ -129,17 +129,9 @@ def test_torchscript_inception_features(no_network):
     assert (feats >= 0).all() and feats.max() > 0  # pool3 after ReLU
 
 
-@pytest.mark.skip(
-    reason="FID cannot be cross-checked between inception-ts and pytorch-fid offline: "
-    "pytorch-fid's real weights (pt_inception-2015-12-05-6726825d.pth) are not available "
-    "here and stand-in weights are not the TorchScript file's; "
-    "test_inception_backbones_agree_with_real_weights runs where they are"
-)
-def test_inception_ts_fid_equals_pytorch_fid_offline():
-    pass
-
-
-# conftest points TORCH_HOME at a temporary folder: look where a user keeps the real file.
+# The cross-check needs pytorch-fid's real weights, which cannot be had offline here (stand-in
+# weights are not the TorchScript file's). conftest points TORCH_HOME at a temporary folder:
+# look where a user keeps the real file.
 REAL_WEIGHTS = Path(
     os.environ.get("GANSTUDY_PYTORCH_FID_WEIGHTS")
     or Path.home() / ".cache" / "torch" / "hub" / "checkpoints" / PYTORCH_FID_WEIGHTS
