@@ -10,6 +10,7 @@ import pandas as pd
 from ganstudy.config import ReportConfig, StudyConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, copy_into, read_json, write_text
+from ganstudy.metrics.evaluate import memorisation_path
 from ganstudy.metrics.reference import METRICS_NAME as REFERENCE_METRICS
 from ganstudy.plots import save_loss_curves
 from ganstudy.stats import format_ci, mean_ci
@@ -97,6 +98,17 @@ def build_report(
                 rel = f"figures/{variant}_seed{seed}_samples.png"
                 copy_into(models_dir / variant / str(seed) / SAMPLES_NAME, tmp / rel)
                 figures.append((f"{variant}, seed {seed}: samples", rel))
+                nearest = memorisation_path(metrics_dir / variant / f"{seed}.json")
+                if nearest.is_file():  # written when evaluate had the training images
+                    rel = f"figures/{variant}_seed{seed}_memorisation.png"
+                    copy_into(nearest, tmp / rel)
+                    figures.append(
+                        (
+                            f"{variant}, seed {seed}: generated images nearest the "
+                            "training set (top) and their nearest training images",
+                            rel,
+                        )
+                    )
         runs.to_csv(tmp / "runs.csv", index=False)
         summary.to_csv(tmp / "summary.csv", index=False)
 

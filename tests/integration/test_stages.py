@@ -104,7 +104,10 @@ def test_report_has_table_with_ci_grids_and_curves(pipeline: Path):
     assert "| dcgan | 0, 1 |" in md and " ± " in md
     assert "figures/dcgan_seed1_samples.png" in md and "figures/dcgan_loss.png" in md
     page = (pipeline / "report/index.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # self-contained: loss + 2 grids
+    # Self-contained: loss curves, 2 sample grids, and the memorisation picture of seed 0 (the
+    # only evaluate call given the training images).
+    assert page.count("data:image/png;base64,") == 4
+    assert "figures/dcgan_seed0_memorisation.png" in md
     assert "src='figures" not in page
 
 
