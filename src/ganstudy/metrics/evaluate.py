@@ -2,15 +2,16 @@
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganstudy.config import EvaluateConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_json, write_json
 from ganstudy.metrics.backbones import load_backbone
-from ganstudy.metrics.reference import load_reference
+from ganstudy.metrics.reference import BACKBONE, load_reference
 from ganstudy.metrics.registry import compute_all
-from ganstudy.models import ImageSpec, build_gan
+from ganstudy.models import ImageSpec, build_gan, is_conditional
 from ganstudy.tracking import start_run
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ganstudy.training.loop import resolve_device
@@ -27,8 +28,6 @@ def generate(
     G.load_state_dict(state[state.get("G_eval", "G")])
     G = G.to(device).eval()
     gen = torch.Generator().manual_seed(state["config"]["seed"] + 20_000)  # disjoint from training
-    from ganstudy.models import is_conditional  # noqa: PLC0415
-
     labels = None
     if is_conditional(G):  # balanced classes (n // K or one more each), in a seeded order
         labels = (torch.arange(n) % G.num_classes)[torch.randperm(n, generator=gen)]  # (n,)
@@ -45,7 +44,7 @@ def generate(
 
 def score(
     images: torch.Tensor, reference_dir: str | Path, cfg: EvaluateConfig, device: torch.device
-) -> dict[str, float]:
+) -> tuple[dict[str, float], np.ndarray]:
     """Every registered metric (``ganstudy metrics``: FID, IS, KID, precision/recall) of
     ``images`` in the ``cfg.backbone`` feature space, against the cached real reference split.
 
@@ -56,12 +55,13 @@ def score(
         device: where the backbone runs.
 
     Returns:
-        Metric name (carrying the protocol, e.g. ``kid_domain_10k_test_mean``) -> value.
+        Metric name (carrying the protocol, e.g. ``kid_domain_10k_test_mean``) -> value, and the
+        images' (N, D) features in that space.
     """
     reference = load_reference(reference_dir, cfg.reference_split, cfg.backbone)  # fails early
     backbone = load_backbone(cfg.backbone, cfg, device, reference_dir)
     feats, probs = backbone.extract(images, cfg.batch_size)  # (N, D), (N, K) or None
-    return compute_all(feats, probs, reference, cfg)
+    return compute_all(feats, probs, reference, cfg), feats
 
 
 def memorisation_path(out_path: str | Path) -> Path:
@@ -72,6 +72,7 @@ def memorisation_path(out_path: str | Path) -> Path:
 
 def save_memorisation_figure(
     images: torch.Tensor,
+    feats: np.ndarray | None,
     reference_dir: str | Path,
     processed_dir: str | Path,
     path: str | Path,
@@ -79,7 +80,8 @@ def save_memorisation_figure(
     device: torch.device,
 ) -> Path:
     """The generated images nearest to the training set beside their nearest training images,
-    in the domain classifier's feature space (whatever ``cfg.backbone`` is)."""
+    in the domain classifier's feature space (whatever ``cfg.backbone`` is). ``feats``: the
+    images' domain features when already computed, else None."""
     from ganstudy.data.arrays import load_split, to_model_range
     from ganstudy.metrics.memorisation import save_closest_pairs
     from ganstudy.metrics.reference import feats_name
@@ -92,7 +94,8 @@ def save_memorisation_figure(
     train = to_model_range(load_split(processed_dir, "train")[0])  # (M, C, H, W)
     if len(train) != len(train_feats):
         raise GanstudyError(f"{processed_dir}: train split does not match the reference stage's")
-    feats = load_backbone("domain", cfg, device, reference_dir).features(images, cfg.batch_size)
+    if feats is None:
+        feats = load_backbone(BACKBONE, cfg, device, reference_dir).features(images, cfg.batch_size)
     return save_closest_pairs(images, feats, train, train_feats, path)
 
 
@@ -109,10 +112,17 @@ def evaluate_run(
     processed data folder, also ``<seed>_memorisation.png`` beside the JSON."""
     device = resolve_device(cfg.device)
     images, state = generate(run_dir, cfg.num_samples, cfg.batch_size, device)
-    metrics = score(images, reference_dir, cfg, device)
+    metrics, feats = score(images, reference_dir, cfg, device)
     if processed_dir is not None:
+        domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
         save_memorisation_figure(
-            images, reference_dir, processed_dir, memorisation_path(out_path), cfg, device
+            images,
+            domain_feats,
+            reference_dir,
+            processed_dir,
+            memorisation_path(out_path),
+            cfg,
+            device,
         )
     record = {**metrics, "step": state["step"], "seed": state["config"]["seed"]}
     run_file = Path(run_dir) / RUN_FILE
