@@ -13,11 +13,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--processed", required=True, help="processed folder (preprocess's output)")
     parser.add_argument("--out", required=True, help="reference folder to write")
+    parser.add_argument("--metrics", required=True, help="real-data metrics JSON to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     build_reference(
         args.processed,
         args.out,
+        args.metrics,
         load_section("reference", args.params),
         load_section("evaluate", args.params),  # its backbone's real features are cached too
     )

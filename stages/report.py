@@ -12,14 +12,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", required=True, help="metrics folder (evaluate's outputs)")
     parser.add_argument("--models", required=True, help="models folder (train's outputs)")
-    parser.add_argument("--reference", required=True, help="reference folder")
+    parser.add_argument(
+        "--reference-metrics", required=True, help="real-data metrics JSON (reference's output)"
+    )
     parser.add_argument("--out", required=True, help="report folder to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     build_report(
         args.metrics,
         args.models,
-        args.reference,
+        args.reference_metrics,
         args.out,
         load_section("report", args.params),
         load_section("study", args.params),

@@ -11,7 +11,6 @@ from ganstudy.config import ReportConfig, StudyConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, copy_into, read_json, write_text
 from ganstudy.metrics.evaluate import memorisation_path
-from ganstudy.metrics.reference import METRICS_NAME as REFERENCE_METRICS
 from ganstudy.plots import save_loss_curves
 from ganstudy.stats import format_ci, mean_ci
 from ganstudy.training.loop import HISTORY_NAME
@@ -70,7 +69,7 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
 def build_report(
     metrics_dir: str | Path,
     models_dir: str | Path,
-    reference_dir: str | Path,
+    reference_metrics: str | Path,
     out_dir: str | Path,
     cfg: ReportConfig,
     study: StudyConfig,
@@ -79,7 +78,7 @@ def build_report(
     metrics_dir, models_dir = Path(metrics_dir), Path(models_dir)
     runs = collect_runs(metrics_dir, study)
     summary = summarize(runs, cfg.confidence)
-    reference = read_json(Path(reference_dir) / REFERENCE_METRICS)
+    reference = read_json(reference_metrics)
     header, body = _table(summary, runs)
     ref_rows = [[k, f"{v:.4g}"] for k, v in reference.items()]
 

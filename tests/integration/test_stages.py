@@ -31,7 +31,10 @@ def pipeline(tmp_path_factory):
     stage("download")(["--out", str(raw), *p])
     stage("preprocess")(["--raw", str(raw), "--out", str(proc), *p])
     stage("augment")(["--processed", str(proc), "--out", str(aug), *p])
-    stage("reference")(["--processed", str(proc), "--out", str(ref), *p])
+    ref_metrics = work / "reference.json"
+    stage("reference")(
+        ["--processed", str(proc), "--out", str(ref), "--metrics", str(ref_metrics), *p]
+    )
     for seed in (0, 1):
         run = work / "models" / "dcgan" / str(seed)
         stage("train")(
@@ -55,8 +58,8 @@ def pipeline(tmp_path_factory):
             str(work / "metrics"),
             "--models",
             str(work / "models"),
-            "--reference",
-            str(ref),
+            "--reference-metrics",
+            str(ref_metrics),
             "--out",
             str(work / "report"),
             *p,

@@ -26,7 +26,6 @@ from ganstudy.training.loop import resolve_device
 
 BACKBONE = "domain"
 CLASSIFIER_NAME = "classifier.pt"
-METRICS_NAME = "reference.json"
 BACKBONE_DIR, BACKBONE_FILE = "backbone", "backbone.json"
 
 
@@ -106,12 +105,13 @@ def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBO
 def build_reference(
     processed_dir: str | Path,
     out_dir: str | Path,
+    metrics_path: str | Path,
     cfg: ReferenceConfig,
     evaluate: EvaluateConfig | None = None,
 ) -> dict:
-    """Write the classifier, ``stats_{val,test}.npz``, ``feats_{val,test}.npy`` (float32),
-    ``backbone/`` (evaluate's backbone; its features when it is an Inception one) and
-    ``reference.json``; return its metrics."""
+    """Write the classifier, ``stats_{val,test}.npz``, ``feats_{val,test,train}.npy`` (float32)
+    and ``backbone/`` (evaluate's backbone; its features when it is an Inception one) into
+    ``out_dir``, and the real-data metrics to ``metrics_path``; return those metrics."""
     backbone = evaluate.backbone if evaluate is not None else BACKBONE
     manifest = read_manifest(processed_dir)
     device = resolve_device(cfg.device)
@@ -155,5 +155,5 @@ def build_reference(
         for split, feats in extra.items():
             save_stats(tmp / stats_name(split, backbone), feats)
             write_npy(tmp / feats_name(split, backbone), feats.astype(np.float32))
-        write_json(tmp / METRICS_NAME, metrics)
+    write_json(metrics_path, metrics)
     return metrics
