@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ganstudy.errors import GanstudyError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -48,7 +50,14 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's content; a missing or corrupt file is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise GanstudyError(f"{path}: not readable JSON ({err})") from None
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:

@@ -45,3 +45,13 @@ def test_torch_files_are_byte_reproducible(tmp_path):
     save_torch(tmp_path / "b.pt", state)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
     assert torch.load(tmp_path / "a.pt", weights_only=True)["step"] == 3
+
+
+def test_missing_or_corrupt_json_is_one_clear_error(tmp_path):
+    from ganstudy.errors import GanstudyError
+
+    with pytest.raises(GanstudyError, match="missing; run the stage"):
+        read_json(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(GanstudyError, match="not readable JSON"):
+        read_json(tmp_path / "bad.json")
