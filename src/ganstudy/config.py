@@ -100,6 +100,9 @@ class TrainConfig(Section):
     instance_noise: float = Field(0.0, ge=0.0, allow_inf_nan=False)  # initial std (data in [-1,1])
     # EMA of G's weights and BatchNorm statistics, updated after every G step; what is scored.
     ema_beta: float | None = Field(None, gt=0.0, lt=1.0)  # decay per G step, e.g. 0.999; None = off
+    # bf16: the steps run under torch.autocast in bfloat16 (GPUs with bf16; slow on most CPUs).
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False  # torch.compile G and D (worth it on GPU; minutes of compiling on CPU)
 
 
 class OptimizerConfig(Section):
@@ -116,6 +119,28 @@ class VariantConfig(Section):
     game: str  # a GAN game from the losses registry
     game_args: dict[str, Any] = {}
     optimizer: OptimizerConfig
+    # Keys of the `train` section this variant sets for itself (a source's batch size and
+    # iterations, for a `book` preset); the rest come from `train`.
+    train: dict[str, Any] = {}
+    # Semi-supervised runs: only this many training labels are visible (class-balanced, drawn
+    # with the run's seed); null = all. For games that take a labelled batch (sgan).
+    labelled: int | None = Field(default=None, gt=0)
+
+    @field_validator("train")
+    @classmethod
+    def _known_train_keys(cls, train: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(train) - set(TrainConfig.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown train keys {unknown}; valid: {list(TrainConfig.model_fields)}"
+            )
+        return train
+
+    def train_config(self, base: TrainConfig) -> TrainConfig:
+        """``base`` (the `train` section) with this variant's own train values, validated."""
+        if not self.train:
+            return base
+        return _validate(TrainConfig, {**base.model_dump(), **self.train}, "variant train")
 
 
 class EvaluateConfig(Section):

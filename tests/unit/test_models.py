@@ -3,7 +3,16 @@ import torch
 from torch.nn.utils.parametrize import is_parametrized
 
 from ganstudy.errors import GanstudyError
-from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan, has_classifier, is_conditional
+from ganstudy.models import (
+    ARCHITECTURES,
+    ImageSpec,
+    build_gan,
+    has_classifier,
+    is_conditional,
+    make_fakes,
+    set_progress,
+    translates,
+)
 
 # Parameter counts the book gives (GANs in Action, listings 3.3/3.4, 4.3/4.4 and 8.3/8.4, 28x28x1).
 BOOK_PARAMS = {
@@ -18,10 +27,6 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def generate(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return G(z, y) if is_conditional(G) else G(z)
-
-
 def judge(D: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """D's (B,) scores, and its (B, K) class logits when it has an auxiliary classifier."""
     out = D(x, y) if is_conditional(D) else D(x)
@@ -30,14 +35,18 @@ def judge(D: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
 
 @pytest.mark.parametrize("arch", ARCHITECTURES.names())
 def test_shapes_and_gradients(arch):
+    image = ARCHITECTURES.get(arch).example
     torch.manual_seed(0)
-    G, D = build_gan(arch, IMAGE, {})
-    z, y = torch.randn(4, G.z_dim), torch.tensor([0, 3, 9, 3])
-    fake = generate(G, z, y)
-    assert fake.shape == (4, 1, 28, 28) and fake.abs().max() <= 1
+    G, D = build_gan(arch, image, {})
+    shape = (4, image.channels, image.size, image.size)
+    z, y = torch.randn(4, G.z_dim), torch.tensor([0, 1, 1, 0]) % image.num_classes
+    source = torch.rand(shape) * 2 - 1  # an image-to-image G's input
+    set_progress((G, D), 1, 1)  # networks that grow do so by the end: every layer in use
+    fake = make_fakes(G, z, y, source)
+    assert fake.shape == shape and fake.abs().max() <= 1
     logits, *classes = judge(D, fake, y)
-    assert logits.shape == (4,)
-    assert [c.shape for c in classes] == ([(4, 10)] if has_classifier(D) else [])
+    assert logits.shape[0] == 4
+    assert [c.shape for c in classes] == ([(4, D.aux_classes)] if has_classifier(D) else [])
     (logits.sum() + sum(c.sum() for c in classes)).backward()
     for name, p in [*G.named_parameters(), *D.named_parameters()]:
         assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
@@ -137,11 +146,9 @@ def test_spectral_discriminator_round_trips_through_a_weights_only_checkpoint(tm
 
 @pytest.mark.parametrize("arch", ARCHITECTURES.names())
 def test_conditioning_is_a_property_of_the_architecture(arch):
-    G, D = build_gan(arch, IMAGE, {})
-    uses_labels = is_conditional(G) or is_conditional(D) or has_classifier(D)
+    G, D = build_gan(arch, ARCHITECTURES.get(arch).example, {})
+    uses_labels = is_conditional(G) or is_conditional(D) or has_classifier(D) or translates(G)
     assert ARCHITECTURES.get(arch).uses_labels == uses_labels
-    assert is_conditional(G) == (arch in ("cgan", "acgan"))
-    assert is_conditional(D) == (arch == "cgan") and has_classifier(D) == (arch == "acgan")
 
 
 @pytest.mark.parametrize("arch", ["cgan", "acgan"])

@@ -11,7 +11,7 @@ from ganstudy.io import read_json, write_json
 from ganstudy.metrics.backbones import load_backbone
 from ganstudy.metrics.reference import BACKBONE, load_reference
 from ganstudy.metrics.registry import compute_all
-from ganstudy.models import ImageSpec, build_gan, is_conditional
+from ganstudy.models import ImageSpec, build_gan, is_conditional, make_fakes, translates
 from ganstudy.tracking import start_run
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ganstudy.training.loop import resolve_device
@@ -20,25 +20,35 @@ from ganstudy.training.run import RUN_FILE, run_name
 
 @torch.no_grad()
 def generate(
-    run_dir: str | Path, n: int, batch_size: int, device: torch.device
+    run_dir: str | Path,
+    n: int,
+    batch_size: int,
+    device: torch.device,
+    source: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """``n`` images (N, C, H, W) in [-1, 1] from the run's final generator, seeded by its seed."""
+    """``n`` images (N, C, H, W) in [-1, 1] from the run's final generator, seeded by its seed.
+    An image-to-image generator translates ``n`` images drawn from ``source`` ((M, C, H, W)
+    images in [-1, 1], (M,) domains), e.g. the training split, into the other domain."""
     state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     G, _ = build_gan(state["arch"], ImageSpec(*state["image"]), state["arch_args"])
     G.load_state_dict(state[state.get("G_eval", "G")])
     G = G.to(device).eval()
     gen = torch.Generator().manual_seed(state["config"]["seed"] + 20_000)  # disjoint from training
-    labels = None
-    if is_conditional(G):  # balanced classes (n // K or one more each), in a seeded order
+    labels, images = None, None
+    if translates(G):  # n source images, drawn with replacement
+        if source is None:
+            raise GanstudyError(f"{run_dir}: an image-to-image generator needs source images")
+        pick = torch.randint(len(source[0]), (n,), generator=gen)
+        images, labels = source[0][pick], source[1][pick]
+    elif is_conditional(G):  # balanced classes (n // K or one more each), in a seeded order
         labels = (torch.arange(n) % G.num_classes)[torch.randperm(n, generator=gen)]  # (n,)
     chunks = []
     for start in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - start), state["z_dim"], generator=gen)
-        if labels is None:
-            chunks.append(G(z.to(device)).cpu())
-        else:
-            y = labels[start : start + len(z)]
-            chunks.append(G(z.to(device), y.to(device)).cpu())
+        part = slice(start, start + len(z))
+        y = None if labels is None else labels[part].to(device)
+        x = None if images is None else images[part].to(device)
+        chunks.append(make_fakes(G, z.to(device), y, x).cpu())
     return torch.cat(chunks), state
 
 
@@ -74,15 +84,14 @@ def save_memorisation_figure(
     images: torch.Tensor,
     feats: np.ndarray | None,
     reference_dir: str | Path,
-    processed_dir: str | Path,
+    train: torch.Tensor,
     path: str | Path,
     cfg: EvaluateConfig,
     device: torch.device,
 ) -> Path:
-    """The generated images nearest to the training set beside their nearest training images,
-    in the domain classifier's feature space (whatever ``cfg.backbone`` is). ``feats``: the
-    images' domain features when already computed, else None."""
-    from ganstudy.data.arrays import load_split, to_model_range
+    """The generated images nearest to the training set beside their nearest training images
+    ``train`` (M, C, H, W) in [-1, 1], in the domain classifier's feature space (whatever
+    ``cfg.backbone`` is). ``feats``: the images' domain features when computed, else None."""
     from ganstudy.metrics.memorisation import save_closest_pairs
     from ganstudy.metrics.reference import feats_name
 
@@ -91,9 +100,8 @@ def save_memorisation_figure(
         raise GanstudyError(
             f"{Path(reference_dir) / feats_name('train')}: missing; run the reference stage"
         )
-    train = to_model_range(load_split(processed_dir, "train")[0])  # (M, C, H, W)
     if len(train) != len(train_feats):
-        raise GanstudyError(f"{processed_dir}: train split does not match the reference stage's")
+        raise GanstudyError("the train split does not match the reference stage's; re-run it")
     if feats is None:
         feats = load_backbone(BACKBONE, cfg, device, reference_dir).features(images, cfg.batch_size)
     return save_closest_pairs(images, feats, train, train_feats, path)
@@ -110,16 +118,22 @@ def evaluate_run(
 ) -> dict[str, float]:
     """Write the run's metrics JSON and log the same values to its MLflow run; with the
     processed data folder, also ``<seed>_memorisation.png`` beside the JSON."""
+    from ganstudy.data.arrays import load_split, to_model_range
+
     device = resolve_device(cfg.device)
-    images, state = generate(run_dir, cfg.num_samples, cfg.batch_size, device)
-    metrics, feats = score(images, reference_dir, cfg, device)
+    train = None  # (M, C, H, W) in [-1, 1] and (M,) labels: translation sources, memorisation
     if processed_dir is not None:
+        x, y = load_split(processed_dir, "train")
+        train = to_model_range(x), torch.as_tensor(y, dtype=torch.long)
+    images, state = generate(run_dir, cfg.num_samples, cfg.batch_size, device, train)
+    metrics, feats = score(images, reference_dir, cfg, device)
+    if train is not None:
         domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
         save_memorisation_figure(
             images,
             domain_feats,
             reference_dir,
-            processed_dir,
+            train[0],
             memorisation_path(out_path),
             cfg,
             device,

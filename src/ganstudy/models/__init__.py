@@ -1,8 +1,19 @@
-"""The architectures registry. A variant in ``params.yaml`` names an architecture and a game."""
+"""The architectures registry. A variant in ``params.yaml`` names an architecture and a game.
 
+Each module of this package defines architectures and registers them on import. What the loop,
+the games and evaluate may ask of a network is a capability, never an architecture name:
+``num_classes`` (conditional: G(z, y) or D(x, y)), ``aux_classes`` (D has a class head),
+``translates`` (an image-to-image G(x, y): x of domain y to the other domain, CycleGAN) and
+``set_progress(fraction)`` (networks that change with training time, e.g. progressive growing;
+they keep that state in a buffer, so a checkpoint restores it).
+"""
+
+import importlib
+import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from ganstudy.errors import GanstudyError
@@ -22,6 +33,8 @@ class Architecture:
     description: str  # one line, shown by `ganstudy variants`
     build: Callable[..., tuple[nn.Module, nn.Module]]  # (ImageSpec, **arch_args) -> (G, D)
     uses_labels: bool = False  # trains on (image, label) pairs: its runs depend on the labels
+    # The smallest data it is built for in the automatic per-architecture tests.
+    example: ImageSpec = field(default_factory=lambda: ImageSpec(1, 28, 10))
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
@@ -46,4 +59,27 @@ def has_classifier(D: nn.Module) -> bool:
     return getattr(D, "aux_classes", 0) > 0
 
 
-from ganstudy.models import acgan, cgan, dcgan, gan  # noqa: E402,F401  (registers their entries)
+def translates(G: nn.Module) -> bool:
+    """Whether G maps images to images, G(x, y) with x of domain y (B,), instead of G(z)."""
+    return getattr(G, "translates", False)
+
+
+def make_fakes(
+    G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, source: torch.Tensor | None = None
+) -> torch.Tensor:
+    """G's images (B, C, H, W) for latent codes z (B, z_dim), labels y (B,) or None and, for an
+    image-to-image G, source images (B, C, H, W) of domain y."""
+    if translates(G):
+        return G(source, y)
+    return G(z, y) if y is not None and is_conditional(G) else G(z)
+
+
+def set_progress(modules: tuple[nn.Module, ...], step: int, total: int) -> None:
+    """Tell networks that change with training time how far training is (0 to 1)."""
+    for module in modules:
+        if hasattr(module, "set_progress"):
+            module.set_progress(step / total)
+
+
+for _module in pkgutil.iter_modules(__path__):  # every architecture module registers itself
+    importlib.import_module(f"{__name__}.{_module.name}")

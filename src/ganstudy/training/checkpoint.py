@@ -24,7 +24,7 @@ def resume_key(resolved: dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
     package = Path(__file__).resolve().parents[1]
     for path in sorted(
-        [*package.glob("training/*.py"), *package.glob("models/*.py"), package / "losses.py"]
+        [*package.glob("training/*.py"), *package.glob("models/*.py"), *package.glob("losses/*.py")]
     ):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

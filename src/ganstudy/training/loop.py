@@ -25,8 +25,17 @@ from tqdm import tqdm
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import write_with
-from ganstudy.losses import Labelled, build_game
-from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan, has_classifier, is_conditional
+from ganstudy.losses import Batch, Game, build_game
+from ganstudy.models import (
+    ARCHITECTURES,
+    ImageSpec,
+    build_gan,
+    has_classifier,
+    is_conditional,
+    make_fakes,
+    set_progress,
+    translates,
+)
 from ganstudy.training.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -69,7 +78,7 @@ def resolved_config(
     labels' for an architecture that trains on them)."""
     resolved = {
         "variant": variant.model_dump(mode="json"),
-        "train": cfg.model_dump(mode="json"),
+        "train": variant.train_config(cfg).model_dump(mode="json"),
         "seed": seed,
         "image": [image.channels, image.size, image.num_classes],
         "data_digest": tensor_digest(images),
@@ -93,27 +102,41 @@ def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.T
     return torch.randn(n, z_dim, generator=gen).to(device)
 
 
+def labelled_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices (n,) of the labels a semi-supervised run may see: n // K of every class (the first
+    n % K classes one more), drawn with ``seed``. The same for every caller with the same seed."""
+    gen = torch.Generator().manual_seed(seed + 30_000)
+    classes = labels.cpu().unique()
+    if n < len(classes):
+        raise GanstudyError(f"labelled: {n} labels cannot cover {len(classes)} classes")
+    picks = []
+    for i, c in enumerate(classes):
+        members = (labels.cpu() == c).nonzero().squeeze(1)  # (N_c,)
+        want = n // len(classes) + (i < n % len(classes))
+        if want > len(members):
+            raise GanstudyError(f"labelled: class {int(c)} has only {len(members)} images")
+        picks.append(members[torch.randperm(len(members), generator=gen)[:want]])
+    return torch.cat(picks).sort().values
+
+
 def _batch(
     data: torch.Tensor,
     labels: torch.Tensor | None,
     batch_size: int,
     z_dim: int,
     sampler: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """A real batch (B, C, H, W), drawn with replacement, its labels (B,) (None without
-    ``labels``) and latent codes (B, z_dim)."""
+    labelled: torch.Tensor | None = None,
+) -> Batch:
+    """A real batch drawn with replacement, its labels (None without ``labels``), latent codes
+    and, given the ``labelled`` indices (semi-supervised), a batch of those instead of labels."""
     index = torch.randint(len(data), (batch_size,), generator=sampler, device=data.device)
     z = torch.randn(batch_size, z_dim, generator=sampler, device=data.device)
-    return data[index], None if labels is None else labels[index], z
-
-
-def _generate(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    return G(z) if y is None or not is_conditional(G) else G(z, y)
-
-
-def _judge(D: torch.nn.Module, y: torch.Tensor | None) -> torch.nn.Module:
-    """The D a game sees: D itself, or D bound to the batch's labels in a run with labels."""
-    return D if y is None else Labelled(D, y)
+    if labelled is None:
+        return Batch(data[index], None if labels is None else labels[index], z)
+    pick = labelled[
+        torch.randint(len(labelled), (batch_size,), generator=sampler, device=data.device)
+    ]
+    return Batch(data[index], None, z, (data[pick], labels[pick]))
 
 
 def noisy(x: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
@@ -140,6 +163,47 @@ def make_ema(G: torch.nn.Module, beta: float | None) -> AveragedModel | None:
     return ema
 
 
+def _check_players(
+    variant: VariantConfig,
+    G: torch.nn.Module,
+    D: torch.nn.Module,
+    game: Game,
+    labels: torch.Tensor | None,
+) -> bool:
+    """Whether the run trains on labels; one clear error for a pairing that cannot train."""
+    uses_labels = is_conditional(G) or is_conditional(D) or has_classifier(D) or translates(G)
+    if uses_labels and labels is None:
+        raise GanstudyError(f"architecture {variant.arch!r} trains on labels; none were given")
+    if game.needs_classifier and not has_classifier(D):
+        raise GanstudyError(
+            f"game {variant.game!r} needs a D with an auxiliary classifier "
+            f"(arch acgan or sgan), not {variant.arch!r}"
+        )
+    if variant.labelled is not None and not game.needs_labelled_batch:
+        raise GanstudyError(
+            f"variant `labelled` is for semi-supervised games (sgan), not {variant.game!r}"
+        )
+    return uses_labels or game.needs_labelled_batch
+
+
+def _fixed_inputs(
+    G: torch.nn.Module,
+    n: int,
+    seed: int,
+    data: torch.Tensor,
+    labels: torch.Tensor | None,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The sample grid's fixed latent codes, labels and (image-to-image G) source images."""
+    z = _fixed_noise(n, G.z_dim, seed, data.device)
+    if translates(G):  # the first n training images (both domains), translated
+        return z, labels[:n], data[:n]
+    if labels is None:
+        return z, None, None
+    # 0, 1, ..., K-1, 0, 1, ... (book listing 8.7: one digit per class).
+    return z, torch.arange(n, device=data.device) % num_classes, None
+
+
 def train_gan(
     images: torch.Tensor,
     image: ImageSpec,
@@ -153,8 +217,10 @@ def train_gan(
     labels: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train ``variant`` on ``images`` ((N, C, H, W) float in [-1, 1]), checkpointing in out_dir.
-    ``labels`` (N,) int: the class of each image, needed by conditional architectures only."""
+    ``labels`` (N,) int: the class of each image, needed by conditional architectures only.
+    ``cfg`` is the `train` section; the variant's own train values override it."""
     out_dir = Path(out_dir)
+    cfg = variant.train_config(cfg)
     device = resolve_device(cfg.device)
     resolved = resolved_config(variant, cfg, seed, image, images, labels)
     key = resume_key(resolved)
@@ -164,28 +230,23 @@ def train_gan(
     G, D = build_gan(variant.arch, image, variant.arch_args)
     G, D = G.to(device), D.to(device)
     game = build_game(variant.game, variant.game_args)
-    uses_labels = is_conditional(G) or is_conditional(D) or has_classifier(D)
-    if uses_labels and labels is None:
-        raise GanstudyError(f"architecture {variant.arch!r} trains on labels; none were given")
-    if game.needs_classifier and not has_classifier(D):
-        raise GanstudyError(
-            f"game {variant.game!r} needs a D with an auxiliary classifier (arch acgan), "
-            f"not {variant.arch!r}"
-        )
+    uses_labels = _check_players(variant, G, D, game, labels)
     opt = variant.optimizer
     fused = device.type == "cuda"
     opt_G = make_optimizer(G.parameters(), opt.lr_g, opt, fused)
-    opt_D = make_optimizer(D.parameters(), opt.lr_d, opt, fused)
+    has_d = any(True for _ in D.parameters())  # a non-adversarial baseline (VAE) has no D
+    opt_D = make_optimizer(D.parameters(), opt.lr_d, opt, fused) if has_d else None
     data = images.to(device)
     label_data = labels.to(device=device, dtype=torch.long) if uses_labels else None
+    labelled = None
+    if game.needs_labelled_batch:
+        n = variant.labelled or len(images)
+        labelled = labelled_subset(labels, n, seed).to(device)
     sampler = torch.Generator(device=device).manual_seed(seed)
-    fixed_z = _fixed_noise(cfg.grid_size, G.z_dim, seed, device)
-    # The grid's labels: 0, 1, ..., K-1, 0, 1, ... (book listing 8.7: one digit per class).
-    fixed_y = (
-        torch.arange(cfg.grid_size, device=device) % image.num_classes if uses_labels else None
-    )
+    fixed = _fixed_inputs(G, cfg.grid_size, seed, data, label_data, image.num_classes)
     ema = make_ema(G, cfg.ema_beta)
     G_eval = G if ema is None else ema.module  # sampled, returned (logged to MLflow) and scored
+    timed = (G, D) if ema is None else (G, D, ema.module)  # networks that may change with time
 
     # Resume from the last checkpoint of the same config, if any.
     step, history = 0, []
@@ -196,7 +257,8 @@ def train_gan(
             G.load_state_dict(state["G"])
             D.load_state_dict(state["D"])
             opt_G.load_state_dict(state["opt_G"])
-            opt_D.load_state_dict(state["opt_D"])
+            if opt_D is not None:
+                opt_D.load_state_dict(state["opt_D"])
             if ema is not None:
                 ema.module.load_state_dict(state["G_ema"])
             torch.set_rng_state(state["rng_cpu"])
@@ -224,12 +286,30 @@ def train_gan(
                 **({} if ema is None else {"G_ema": ema.module.state_dict()}),  # no n_averaged
                 "D": D.state_dict(),
                 "opt_G": opt_G.state_dict(),
-                "opt_D": opt_D.state_dict(),
+                "opt_D": {} if opt_D is None else opt_D.state_dict(),
                 "rng_cpu": torch.get_rng_state(),
                 "rng_sampler": sampler.get_state(),
             },
         )
         write_with(out_dir / HISTORY_NAME, lambda p: pd.DataFrame(history).to_csv(p, index=False))
+
+    def update_d(loss: torch.Tensor) -> None:
+        opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_D.step()
+        game.after_d_step(D)
+
+    def update_g(loss: torch.Tensor) -> None:
+        opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_G.step()
+
+    # Optional speed-ups (GPU): compiled networks (in place: state-dict keys stay the same) and
+    # bfloat16 autocast, which needs no loss scaling.
+    if cfg.compile:
+        G.compile()
+        D.compile()
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
 
     # Train.
     G.train()
@@ -242,30 +322,29 @@ def train_gan(
         mininterval=2,
     )
     while step < cfg.iterations:
+        set_progress(timed, step, cfg.iterations)
         std = instance_noise_std(cfg, step)  # one std per iteration, for D and G steps alike
+
+        def noise(x: torch.Tensor, std: float = std) -> torch.Tensor:
+            return noisy(x, std, sampler)
+
+        stats: dict[str, float] = {}
         for _ in range(game.d_steps):
-            real, y, z = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler)
-            with torch.no_grad():
-                fake = _generate(G, z, y)
-            real, fake = noisy(real, std, sampler), noisy(fake, std, sampler)
-            loss_d, d_stats = game.d_loss(_judge(D, y), real, fake)
-            opt_D.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_D.step()
-            game.after_d_step(D)
-        real, y, z = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler)
-        real, fake = noisy(real, std, sampler), noisy(_generate(G, z, y), std, sampler)
-        loss_g, g_stats = game.g_loss(_judge(D, y), fake, real)
-        opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_G.step()
+            batch = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler, labelled)
+            with autocast:
+                loss_d, d_stats = game.d_step(G, D, batch, noise, update_d)
+            stats = {"Loss/D": loss_d.item(), **d_stats}
+        batch = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler, labelled)
+        with autocast:
+            loss_g, g_stats = game.g_step(G, D, batch, noise, update_g)
         if ema is not None:
             ema.update_parameters(G)
         step += 1
+        set_progress(timed, step, cfg.iterations)  # what a checkpoint and a grid now show
         bar.update(1)
 
         # Stop on divergence, keeping the last good checkpoint on disk.
-        stats = {"Loss/D": loss_d.item(), "Loss/G": loss_g.item(), **d_stats, **g_stats}
+        stats |= {"Loss/G": loss_g.item(), **g_stats}
         if cfg.instance_noise > 0:
             stats["Noise/instance_std"] = std
         if not all(math.isfinite(v) for v in stats.values()):
@@ -281,7 +360,7 @@ def train_gan(
         if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
             checkpoint()
         if on_samples is not None and (step % cfg.sample_every == 0 or step == cfg.iterations):
-            on_samples(step, _sample(G_eval, fixed_z, fixed_y))
+            on_samples(step, _sample(G_eval, *fixed))
     bar.close()
     if resumed_from == cfg.iterations:  # nothing left to do; keep what is on disk
         history = _read_history(out_dir, step)
@@ -289,12 +368,17 @@ def train_gan(
 
 
 @torch.no_grad()
-def _sample(G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+def _sample(
+    G: torch.nn.Module, z: torch.Tensor, y: torch.Tensor | None, source: torch.Tensor | None
+) -> torch.Tensor:
+    """G's grid images; for an image-to-image G, each source image beside its translation."""
     was_training = G.training
     G.eval()
-    images = _generate(G, z, y).cpu()
+    images = make_fakes(G, z, y, source)  # (n, C, H, W)
     G.train(was_training)
-    return images
+    if source is not None:  # (2n, C, H, W): source 0, translation 0, source 1, ...
+        images = torch.stack([source, images], 1).flatten(0, 1)
+    return images.cpu()
 
 
 def _read_history(out_dir: Path, step: int) -> list[dict[str, Any]]:

@@ -14,10 +14,21 @@ labels), and hands the game ``Labelled(D, labels)``: D bound to that batch's lab
 need the labels themselves (the ACGAN auxiliary classifier) read ``D.labels`` and call
 ``D.classify(x)`` for (scores, class logits); they declare ``needs_classifier`` so the loop can
 refuse an architecture without an auxiliary head up front.
+
+One iteration step of a player is ``d_step`` / ``g_step``: the base class makes the fakes and
+calls ``d_loss`` / ``g_loss``, which is all a plain GAN game writes. Families whose objective
+needs more than D's scores (CycleGAN's cycle loss needs G, a VAE's ELBO needs the encoder,
+InfoGAN's mutual information needs the latent codes, SGAN a labelled batch) override the steps;
+they live in their own modules of this package, registered on import. ``update(loss)`` is the
+loop's: backward and one optimizer step of the phase's player; a step may call it more than once
+(the book's separate real and fake D updates).
 """
 
+import importlib
 import math
+import pkgutil
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,9 +37,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganstudy.errors import GanstudyError
+from ganstudy.models import make_fakes
 from ganstudy.registry import Registry
 
 Stats = dict[str, float]
+Update = Callable[[torch.Tensor], None]  # backward + one optimizer step of the phase's player
+Noise = Callable[[torch.Tensor], torch.Tensor]  # the loop's instance noise at this iteration
+
+
+@dataclass
+class Batch:
+    """What the loop draws for one step, from its checkpointed sampler."""
+
+    real: torch.Tensor  # (B, C, H, W) in [-1, 1], drawn with replacement
+    y: torch.Tensor | None  # (B,) int64 labels of ``real``; None in a run without labels
+    z: torch.Tensor  # (B, z_dim) latent codes, N(0, 1)
+    # Semi-supervised games (``needs_labelled_batch``): a batch of the labelled subset,
+    # (B, C, H, W) images and (B,) labels; ``y`` is then None: the other labels are hidden.
+    labelled: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -37,10 +63,38 @@ class Game(ABC):
 
     description: ClassVar[str] = ""
     needs_classifier: ClassVar[bool] = False  # needs D's auxiliary class head (see Labelled)
+    needs_labelled_batch: ClassVar[bool] = False  # semi-supervised: Batch.labelled, no Batch.y
+    adversarial: ClassVar[bool] = True  # False: no D phase (d_steps 0), e.g. a VAE
     d_steps: int = 1  # D updates per G update (book §5.4.4: 5 is a common ratio for critics)
 
     def __post_init__(self) -> None:
-        _check_steps("d_steps", self.d_steps)
+        if self.adversarial:
+            _check_steps("d_steps", self.d_steps)
+        elif self.d_steps != 0:
+            raise GanstudyError(
+                f"d_steps must be 0 for a non-adversarial game (got {self.d_steps})"
+            )
+
+    def d_step(
+        self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
+    ) -> tuple[torch.Tensor, Stats]:
+        """One D step: fakes for the batch (no graph to G), D's loss, one update."""
+        with torch.no_grad():
+            fake = make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
+        real, fake = noise(batch.real), noise(fake)
+        loss, stats = self.d_loss(judge(D, batch.y), real, fake)
+        update(loss)
+        return loss, stats
+
+    def g_step(
+        self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
+    ) -> tuple[torch.Tensor, Stats]:
+        """One G step: fakes for the batch with G's graph, G's loss, one update."""
+        real = noise(batch.real)
+        fake = noise(make_fakes(G, batch.z, batch.y, batch.real))  # (B, C, H, W)
+        loss, stats = self.g_loss(judge(D, batch.y), fake, real)
+        update(loss)
+        return loss, stats
 
     @abstractmethod
     def d_loss(
@@ -83,6 +137,11 @@ class Labelled(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.D(x, self.labels) if getattr(self.D, "num_classes", 0) > 0 else self.D(x)
         return out[0] if isinstance(out, tuple) else out
+
+
+def judge(D: nn.Module, y: torch.Tensor | None) -> nn.Module:
+    """The D a game sees: D itself, or D bound to the batch's labels in a run with labels."""
+    return D if y is None else Labelled(D, y)
 
 
 def build_game(name: str, game_args: dict) -> Game:
@@ -135,17 +194,46 @@ class CrossEntropyGame(Game):
     """D of the minimax and non-saturating games: a classifier with (optionally smoothed) labels."""
 
     real_label: float = 1.0  # D's target on real images; 0.9 = one-sided label smoothing
+    # joint: one D update on the real and the fake batch's summed loss; separate: the book's
+    # Keras order, one update on the real batch, then one on the fake batch (book listing 3.5).
+    d_update: str = "joint"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         value = self.real_label
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0.5 < value <= 1:
             raise GanstudyError(f"real_label must be a number in (0.5, 1] (got {value!r})")
+        if self.d_update not in ("joint", "separate"):
+            raise GanstudyError(f"d_update must be joint or separate (got {self.d_update!r})")
 
     def d_loss(
         self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
     ) -> tuple[torch.Tensor, Stats]:
         return _logistic_d_loss(D, real, fake, self.real_label)
+
+    def d_term(self, D: nn.Module, x: torch.Tensor, is_real: bool) -> tuple[torch.Tensor, Stats]:
+        """D's loss on one all-real or all-fake batch (the separate update order)."""
+        logits = D(x)  # (B,)
+        if is_real:
+            target = torch.full_like(logits, self.real_label)
+            return F.binary_cross_entropy_with_logits(logits, target), {}
+        return F.softplus(logits).mean(), {}  # -log(1 - sigmoid(logit))
+
+    def d_step(
+        self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
+    ) -> tuple[torch.Tensor, Stats]:
+        if self.d_update == "joint":
+            return super().d_step(G, D, batch, noise, update)
+        with torch.no_grad():
+            fake = make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
+        real, fake = noise(batch.real), noise(fake)
+        D = judge(D, batch.y)
+        loss_real, stats_real = self.d_term(D, real, is_real=True)
+        update(loss_real)
+        loss_fake, stats_fake = self.d_term(D, fake, is_real=False)  # D after its real update
+        update(loss_fake)
+        stats = {"D/loss_real": loss_real.item(), "D/loss_fake": loss_fake.item()}
+        return (loss_real + loss_fake).detach(), stats | stats_real | stats_fake
 
 
 @GAMES.register("nonsaturating")
@@ -205,6 +293,12 @@ class ACGAN(CrossEntropyGame):
         stats["D/aux_loss"] = aux.item()
         stats["D/class_accuracy"] = (c_real.argmax(1) == D.labels).float().mean().item()
         return loss + aux, stats
+
+    def d_term(self, D: nn.Module, x: torch.Tensor, is_real: bool) -> tuple[torch.Tensor, Stats]:
+        logits, classes = D.classify(x)  # (B,), (B, K)
+        source, _ = super().d_term(lambda _: logits, x, is_real)
+        aux = self.aux_weight * F.cross_entropy(classes, D.labels)
+        return source + aux, {f"D/aux_loss_{'real' if is_real else 'fake'}": aux.item()}
 
     def g_loss(
         self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
@@ -384,3 +478,8 @@ class Relativistic(Game):
         d_fake = D(fake)  # (B,) scores
         loss_real, loss_fake = _relativistic_terms(d_real, d_fake, real_label=0.0)
         return loss_real + loss_fake, {"D/score_fake": d_fake.mean().item()}
+
+
+# Game families in their own modules (sgan, cyclegan, vae, ...) register themselves on import.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
