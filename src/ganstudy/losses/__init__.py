@@ -65,6 +65,7 @@ class Game(ABC):
     needs_classifier: ClassVar[bool] = False  # needs D's auxiliary class head (see Labelled)
     needs_labelled_batch: ClassVar[bool] = False  # semi-supervised: Batch.labelled, no Batch.y
     adversarial: ClassVar[bool] = True  # False: no D phase (d_steps 0), e.g. a VAE
+    arch: ClassVar[str] = "dcgan"  # the architecture it is made for; its automatic tests use it
     d_steps: int = 1  # D updates per G update (book §5.4.4: 5 is a common ratio for critics)
 
     def __post_init__(self) -> None:
@@ -275,6 +276,7 @@ class ACGAN(CrossEntropyGame):
         "(D on real and fake, G on fake)"
     )
     needs_classifier = True
+    arch = "acgan"
     aux_weight: float = 1.0  # weight of the class cross-entropy L_C (Odena et al.: 1)
 
     def __post_init__(self) -> None:
