@@ -3,6 +3,7 @@
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ganstudy.errors import GanstudyError
 from ganstudy.registry import Registry
@@ -44,6 +45,22 @@ def _variants(args: argparse.Namespace) -> None:
         args.name,
     )
     _listing("games (variants.<name>.game):", GAMES, lambda g: g.description, None)
+    if Path(args.params).is_file():  # the named presets a study picks from
+        _presets(args.params)
+
+
+def _presets(params_path: str) -> None:
+    from ganstudy.config import load_params
+
+    variants = load_params(params_path).variants
+    print(f"variants defined in {params_path} (study.variants picks from them):")
+    for name, v in variants.items():
+        extra = [f"{k} {val}" for k, val in v.train.items()]
+        extra += [] if v.labelled is None else [f"{v.labelled} labels"]
+        suffix = f" ({', '.join(extra)})" if extra else ""
+        print(
+            f"  {name:16} {v.arch} + {v.game}, {v.optimizer.name} lr {v.optimizer.lr_g:g}{suffix}"
+        )
 
 
 def _datasets(args: argparse.Namespace) -> None:
@@ -90,8 +107,9 @@ def _check(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganstudy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("variants", help="list GAN architectures and games")
+    p = sub.add_parser("variants", help="list GAN architectures, games and the params presets")
     p.add_argument("name", nargs="?", help="check that this architecture exists")
+    p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_variants)
     p = sub.add_parser("datasets", help="list datasets")
     p.add_argument("name", nargs="?", help="check that this dataset exists")

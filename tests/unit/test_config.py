@@ -57,8 +57,8 @@ def test_study_variant_must_be_defined(tmp_path):
 
 
 def test_unknown_variant_lists_defined_ones(tmp_path):
-    with pytest.raises(GanstudyError, match="unknown variant 'wgan'.*dcgan"):
-        load_variant("wgan", write(tmp_path, tiny_params()))
+    with pytest.raises(GanstudyError, match="unknown variant 'wgann'.*dcgan"):
+        load_variant("wgann", write(tmp_path, tiny_params()))
 
 
 def test_missing_or_broken_file(tmp_path):
@@ -85,3 +85,23 @@ def test_training_tricks_are_validated(tmp_path, key, value, message):
         load_section("train", write(tmp_path, params))
     params["train"].update(instance_noise=0.1, ema_beta=0.999)
     assert load_section("train", write(tmp_path, params)).ema_beta == 0.999
+
+
+def test_every_shipped_variant_builds_its_networks_and_game():
+    from ganstudy.losses import build_game
+    from ganstudy.models import ARCHITECTURES, build_gan
+
+    params = load_params(ROOT / "params.yaml")
+    for name, variant in params.variants.items():
+        build_gan(variant.arch, ARCHITECTURES.get(variant.arch).example, variant.arch_args)
+        build_game(variant.game, variant.game_args)
+        variant.train_config(params.train)  # its own train values are valid
+        if name.endswith("-book"):  # a book preset states the book's batch and iterations
+            assert {"batch_size", "iterations"} <= set(variant.train), name
+
+
+def test_unknown_variant_train_key_is_clear(tmp_path):
+    params = tiny_params()
+    params["variants"]["dcgan"]["train"] = {"iteratons": 5}
+    with pytest.raises(GanstudyError, match="unknown train keys.*iteratons"):
+        load_params(write(tmp_path, params))

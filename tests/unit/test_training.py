@@ -9,7 +9,7 @@ from ganstudy.losses import GAMES, Labelled, NonSaturating, build_game
 from ganstudy.metrics.evaluate import generate
 from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from ganstudy.training.loop import make_optimizer, train_gan
+from ganstudy.training.loop import labelled_subset, make_optimizer, train_gan
 
 IMAGE = ImageSpec(1, 28, 10)
 VARIANT = VariantConfig(
@@ -97,8 +97,19 @@ def test_same_seed_same_weights_other_seed_differs(images, tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"instance_noise": 0.3}, {"ema_beta": 0.9}],
-    ids=["plain", "instance-noise", "ema"],
+    [
+        {},
+        {"instance_noise": 0.3},
+        {"ema_beta": 0.9},
+        pytest.param(
+            {"device": "cuda", "compile": True, "precision": "bf16"},
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+            ],
+        ),
+    ],
+    ids=["plain", "instance-noise", "ema", "gpu-compiled-bf16"],
 )
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(images, tmp_path, options):
     train = cfg(4, **options)
@@ -364,3 +375,50 @@ def test_evaluate_generates_balanced_classes_for_a_conditional_generator(images,
         assert torch.allclose(generated, result.G(z, y), atol=1e-6)
     again, _ = generate(tmp_path, 25, 7, torch.device("cpu"))  # batch size does not matter
     assert torch.allclose(generated, again, atol=1e-6)
+
+
+def test_separate_d_updates_take_two_optimizer_steps_per_d_step(images, tmp_path):
+    """The book's order (listing 3.5): D trains on the real batch, then on the fake batch."""
+    variant = VARIANT.model_copy(update={"game_args": {"d_update": "separate", "d_steps": 2}})
+    train_gan(images, IMAGE, "dcgan", variant, cfg(3), seed=0, out_dir=tmp_path / "sep")
+    state = load_checkpoint(tmp_path / "sep" / CHECKPOINT_NAME)
+    d_updates = next(iter(state["opt_D"]["state"].values()))["step"]
+    g_updates = next(iter(state["opt_G"]["state"].values()))["step"]
+    assert (int(d_updates), int(g_updates)) == (2 * 2 * 3, 3)
+    joint = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(3), seed=0, out_dir=tmp_path / "joint")
+    separate = load_checkpoint(tmp_path / "sep" / CHECKPOINT_NAME)["G"]
+    assert not torch.equal(weights(joint.G), torch.cat([v.flatten() for v in separate.values()]))
+
+
+def test_a_variant_sets_its_own_train_values(images, tmp_path):
+    variant = VARIANT.model_copy(update={"train": {"iterations": 3, "batch_size": 4}})
+    result = train_gan(images, IMAGE, "dcgan", variant, cfg(2), seed=0, out_dir=tmp_path)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert result.step == 3 and state["config"]["train"]["batch_size"] == 4
+    with pytest.raises(GanstudyError, match="iterations"):
+        VARIANT.model_copy(update={"train": {"iterations": 0}}).train_config(cfg(2))
+
+
+def test_labelled_subset_is_class_balanced_seeded_and_checked(labels):
+    first = labelled_subset(labels, 25, seed=0)
+    assert len(first) == len(first.unique()) == 25
+    counts = torch.bincount(labels[first], minlength=10)
+    assert counts.tolist() == [3] * 5 + [2] * 5  # 25 = 10 * 2 + 5: the first 5 classes one more
+    assert torch.equal(first, labelled_subset(labels, 25, seed=0))
+    assert not torch.equal(first, labelled_subset(labels, 25, seed=1))
+    with pytest.raises(GanstudyError, match="cannot cover 10 classes"):
+        labelled_subset(labels, 5, seed=0)
+    with pytest.raises(GanstudyError, match="only 7 images"):
+        labelled_subset(labels, 80, seed=0)
+
+
+def test_labelled_is_refused_for_a_game_without_a_labelled_batch(images, labels, tmp_path):
+    variant = VARIANT.model_copy(update={"labelled": 20})
+    with pytest.raises(GanstudyError, match="semi-supervised"):
+        train_gan(images, IMAGE, "dcgan", variant, cfg(1), 0, tmp_path, labels=labels)
+
+
+def test_bf16_autocast_trains_with_finite_losses(images, tmp_path):
+    result = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2, precision="bf16"), 0, tmp_path)
+    assert result.history[["Loss/D", "Loss/G"]].notna().all().all()
+    assert all(p.dtype == torch.float32 for p in result.G.parameters())  # weights stay fp32

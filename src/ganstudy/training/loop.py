@@ -12,6 +12,7 @@ on D's inputs (annealed to 0 over the run) and an exponential moving average (EM
 """
 
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,17 @@ def resolve_device(name: str) -> torch.device:
             f"device {name!r} requested but CUDA is not available (use auto or cpu)"
         )
     return torch.device(name)
+
+
+def make_deterministic(device: torch.device) -> None:
+    """Same seed, same device, same numbers on CUDA too: deterministic cuDNN/cuBLAS kernels
+    (ops without a deterministic kernel warn instead of failing)."""
+    if device.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 @dataclass
@@ -222,6 +234,7 @@ def train_gan(
     out_dir = Path(out_dir)
     cfg = variant.train_config(cfg)
     device = resolve_device(cfg.device)
+    make_deterministic(device)
     resolved = resolved_config(variant, cfg, seed, image, images, labels)
     key = resume_key(resolved)
 
