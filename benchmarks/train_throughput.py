@@ -26,6 +26,7 @@ ours/reference ``--repeats`` times; the medians and their ratio are printed.
     python benchmarks/train_throughput.py                    # defaults: a few minutes on 2 CPUs
     python benchmarks/train_throughput.py --iterations 20 --repeats 1   # a quick look
     python benchmarks/train_throughput.py --device cuda --data fashion-mnist
+    python benchmarks/train_throughput.py --device cuda --precision bf16 --compile   # GPU speed-ups
 
 Timings on a shared machine vary; the load average is printed before and after.
 """
@@ -81,8 +82,11 @@ def time_ours(
     warmup: int,
     iterations: int,
     seed: int,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> Timing:
-    """One train_gan call of warmup + iterations steps in a fresh folder (no resume)."""
+    """One train_gan call of warmup + iterations steps in a fresh folder (no resume); our loop's
+    bf16 autocast and torch.compile options when asked (compiling happens in the warm-up)."""
     variant = VariantConfig(
         arch=ARCH,
         arch_args=ARCH_ARGS,
@@ -97,6 +101,8 @@ def time_ours(
         checkpoint_every=NEVER,
         grid_size=16,
         device=str(device),
+        precision=precision,
+        compile=compile,
     )
     stamps: dict[int, float] = {}
 
@@ -218,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", choices=["random", "fashion-mnist"], default="random")
     parser.add_argument("--images", type=int, default=10_000, help="training images")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, models and batches")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="ours only")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our G and D")
     args = parser.parse_args(argv)
     if min(args.iterations, args.warmup, args.batch_size, args.repeats, args.images) < 1:
         parser.error("--iterations, --warmup, --batch-size, --repeats, --images must be >= 1")
@@ -243,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"model: dcgan G {n_g:,} / D {n_d:,} params in both loops; non-saturating BCE on logits; "
-        f"Adam lr {LR:g} betas {BETAS}; fp32"
+        f"Adam lr {LR:g} betas {BETAS}; reference fp32; ours {args.precision}"
+        + (", compiled" if args.compile else "")
     )
     print(
         f"timed: {args.iterations} iterations after the warm-up = {per_run:,} real images per run; "
@@ -254,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference: list[Timing] = []
     for _ in range(args.repeats):
         run = (images, device, args.batch_size, args.warmup, args.iterations, args.seed)
-        ours.append(time_ours(*run))
+        ours.append(time_ours(*run, args.precision, args.compile))
         reference.append(time_reference(*run))
 
     ours_median = report("ours (train_gan)", ours, per_run, "final checkpoint + return")
