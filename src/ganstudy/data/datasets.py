@@ -2,7 +2,8 @@
 
 ``ganstudy datasets`` lists the entries. Raw files come from an installed offline copy when
 there is one (Fashion-MNIST: Debian's ``dataset-fashion-mnist``), else from the user cache,
-else from the official source with MD5 verification.
+else from the official source with MD5 verification. The CycleGAN zips have no published
+checksum: they are checked structurally and their SHA-256 is recorded (see ``_two_domain``).
 """
 
 import json
@@ -15,7 +16,7 @@ import numpy as np
 
 from ganstudy.config import DownloadConfig
 from ganstudy.data import formats
-from ganstudy.data.download import RemoteFile, cache_home, fetch
+from ganstudy.data.download import RemoteFile, cache_home, download, fetch
 from ganstudy.errors import GanstudyError
 from ganstudy.io import copy_into, file_digest, write_json, write_npz
 from ganstudy.registry import Registry
@@ -31,6 +32,7 @@ class DatasetSpec:
     channels: int
     fetch: Callable[[Path, DownloadConfig], list[Path]]  # writes raw files into a folder
     load: Callable[[Path], Splits]  # decodes a raw folder
+    extra_digests: tuple[str, ...] = ()  # recorded in SOURCE.json beside the MD5s (hashlib names)
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -42,10 +44,9 @@ def fetch_raw(cfg: DownloadConfig, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     files = spec.fetch(out_dir, cfg)
     spec.load(out_dir)  # decode once now, so a corrupt file fails here and not downstream
-    write_json(
-        out_dir / "SOURCE.json",
-        {"dataset": spec.name, "files": {p.name: file_digest(p, "md5") for p in files}},
-    )
+    record = {"dataset": spec.name, "files": {p.name: file_digest(p, "md5") for p in files}}
+    record.update({a: {p.name: file_digest(p, a) for p in files} for a in spec.extra_digests})
+    write_json(out_dir / "SOURCE.json", record)
     return out_dir
 
 
@@ -250,3 +251,103 @@ def _medmnist(flag: str, info: dict) -> DatasetSpec:
 
 for _flag, _info in MEDMNIST["datasets"].items():
     DATASETS.add(_flag, _medmnist(_flag, _info))
+
+
+# CycleGAN two-domain photo sets (Zhu et al. 2017; GANs in Action ch. 9) ------------------------
+
+CYCLEGAN_URLS = (  # tried in order; {file} is "<name>.zip"
+    "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/{file}",  # the book's
+    "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{file}",  # the authors' current script
+)
+# The authors publish no checksum. These are the SHA-256 sums TensorFlow Datasets recorded for
+# the same URLs (tensorflow_datasets/url_checksums/cycle_gan.txt; 78,456,409 and 116,867,962 B).
+CYCLEGAN_SHA256 = {
+    "apple2orange": "845a191e9af8926408ea597001cd03a452e3300a1f44a79fe329b3d59f6e3eb8",
+    "horse2zebra": "a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1",
+}
+
+
+def _cached_or_downloaded(name: str, allow_download: bool) -> Path:
+    """The zip from the user cache, else from the first mirror that gives a valid one."""
+    file = f"{name}.zip"
+    cache = cache_home() / "cyclegan" / file
+    if cache.is_file():
+        try:
+            formats.check_two_domain_zip(cache, name)
+        except GanstudyError as err:
+            raise GanstudyError(f"{err}; delete it to download again") from None
+        return cache
+    urls = [u.format(file=file) for u in CYCLEGAN_URLS]
+    if not allow_download:
+        raise GanstudyError(
+            f"{file} not found offline; place it (from {urls[0]}) "
+            f"in {cache.parent}/ or set download.source to auto"
+        )
+    failures = []
+    for url in urls:
+        try:
+            download(url, cache)  # streamed with a progress bar, renamed when complete
+        except GanstudyError as err:
+            failures.append(str(err))
+            continue
+        try:
+            formats.check_two_domain_zip(cache, name)
+            return cache
+        except GanstudyError as err:
+            cache.unlink()  # never leave a bad zip where the next run would find it
+            failures.append(f"{url} gave a bad file: {err}")
+    raise GanstudyError(f"{'; '.join(failures)}. To work offline, place {file} in {cache.parent}/")
+
+
+def _two_domain(name: str, description: str, classes: tuple[str, str]) -> DatasetSpec:
+    """A CycleGAN dataset zip: domain A (trainA/testA) is label 0, domain B label 1.
+
+    No checksum is published, so the MD5 verification of the other datasets is replaced by:
+    every member's CRC and the folder layout are checked before the zip is used or cached
+    (a truncated or corrupt download is deleted and is one clear error); the SHA-256 is
+    compared with the one TensorFlow Datasets recorded (a difference only warns: the server
+    may re-pack the files) and is written to SOURCE.json beside the MD5 for provenance.
+    ``download.local_file`` may name a zip the user already has.
+    """
+
+    def fetch_zip(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
+        if cfg.local_file is None:
+            source = _cached_or_downloaded(name, cfg.source != "offline")
+        else:
+            source = Path(cfg.local_file).expanduser()
+            if not source.is_file():
+                raise GanstudyError(f"download.local_file: {source} does not exist")
+            formats.check_two_domain_zip(source, name)
+        if (got := file_digest(source, "sha256")) != CYCLEGAN_SHA256[name]:
+            warnings.warn(
+                f"{source} is not the {name}.zip TensorFlow Datasets recorded (sha256 {got}); "
+                "using it as supplied",
+                stacklevel=2,
+            )
+        return [copy_into(source, out_dir / f"{name}.zip")]
+
+    def load_zip(raw_dir: Path) -> Splits:
+        return formats.read_two_domain_zip(raw_dir / f"{name}.zip", name)
+
+    return DatasetSpec(name, description, classes, 3, fetch_zip, load_zip, ("sha256",))
+
+
+DATASETS.add(
+    "apple2orange",
+    _two_domain(
+        "apple2orange",
+        "CycleGAN apple2orange (book ch. 9): unpaired 256x256 photos, apple=0 (A) vs orange=1 "
+        "(B), 995+1019 train, 266+248 test (download)",
+        ("apple", "orange"),
+    ),
+)
+
+DATASETS.add(
+    "horse2zebra",
+    _two_domain(
+        "horse2zebra",
+        "CycleGAN horse2zebra: unpaired 256x256 photos, horse=0 (A) vs zebra=1 (B), "
+        "1067+1334 train, 120+140 test (download)",
+        ("horse", "zebra"),
+    ),
+)
