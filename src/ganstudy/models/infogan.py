@@ -11,7 +11,7 @@ D: dcgan's D trunk with two heads, the real/fake logit (``D(x)``, (B,), so the o
 too) and Q (``D.q(x)``: categorical logits (B, K) and the continuous codes' means (B, n)). Q is
 the paper's MNIST head, FC 128 - BN - LeakyReLU - FC (Chen et al. 2016, appendix C.1; the
 official code, openai/InfoGAN), on the trunk's flat features. It is trained with D's optimizer,
-as in the paper, where D and Q share all layers but the last. The trunk stays dcgan's (the
+as in the paper, where Q shares D's convolutional layers. The trunk stays dcgan's (the
 paper's own MNIST networks differ), so InfoGAN compares with the study's other variants.
 """
 
