@@ -3,6 +3,7 @@ import torch
 from torch.nn.utils.parametrize import is_parametrized
 
 from ganstudy.errors import GanstudyError
+from ganstudy.losses import GAMES, Batch, build_game
 from ganstudy.models import (
     ARCHITECTURES,
     ImageSpec,
@@ -33,6 +34,12 @@ def judge(D: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
     return out if has_classifier(D) else (out,)
 
 
+def game_for(arch: str) -> str:
+    """The game made for ``arch`` (e.g. cyclegan's), else the book's non-saturating game."""
+    made_for = [name for name in GAMES if GAMES.get(name).arch == arch]
+    return made_for[0] if made_for else "nonsaturating"
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES.names())
 def test_shapes_and_gradients(arch):
     image = ARCHITECTURES.get(arch).example
@@ -40,14 +47,27 @@ def test_shapes_and_gradients(arch):
     G, D = build_gan(arch, image, {})
     shape = (4, image.channels, image.size, image.size)
     z, y = torch.randn(4, G.z_dim), torch.tensor([0, 1, 1, 0]) % image.num_classes
-    source = torch.rand(shape) * 2 - 1  # an image-to-image G's input
+    real = torch.rand(shape) * 2 - 1  # also an image-to-image G's input
     set_progress((G, D), 1, 1)  # networks that grow do so by the end: every layer in use
-    fake = make_fakes(G, z, y, source)
+    fake = make_fakes(G, z, y, real)
     assert fake.shape == shape and fake.abs().max() <= 1
     logits, *classes = judge(D, fake, y)
     assert logits.shape[0] == 4
     assert [c.shape for c in classes] == ([(4, D.aux_classes)] if has_classifier(D) else [])
-    (logits.sum() + sum(c.sum() for c in classes)).backward()
+
+    # A D step and a G step of its game, gradients accumulated, no optimizer step: every
+    # parameter of both players (auxiliary heads, encoders, layers of every resolution) learns.
+    # Networks that grow are checked along their schedule: each layer learns in its time.
+    game = build_game(game_for(arch), {})
+    uses_labels = ARCHITECTURES.get(arch).uses_labels and not game.needs_labelled_batch
+    batch = Batch(real, y if uses_labels else None, z, labelled=(real, y))
+    no_noise = lambda x: x  # noqa: E731
+    grows = hasattr(G, "set_progress") or hasattr(D, "set_progress")
+    for fraction in [i / 8 for i in range(9)] if grows else [1.0]:
+        set_progress((G, D), fraction, 1)
+        if game.adversarial:
+            game.d_step(G, D, batch, no_noise, lambda loss: loss.backward())
+        game.g_step(G, D, batch, no_noise, lambda loss: loss.backward())
     for name, p in [*G.named_parameters(), *D.named_parameters()]:
         assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
 
