@@ -1,11 +1,12 @@
 """Semi-supervised GAN (Salimans et al. 2016) as in GANs in Action ch. 7 (listings 7.4-7.7).
 
 G: the ch. 4 DCGAN generator (dcgan's G for the data's image size).
-D: dcgan's D conv stack, Dropout(0.5) after its last BatchNorm block, then one linear layer of
-K class logits l (book listing 7.5: 113,546 parameters at 28x28x1, 10 classes). Both heads share
-them: the supervised head is softmax(l); the unsupervised head is D(x) = Z/(Z+1) with
-Z = sum_k exp(l_k) (listing 7.7), i.e. sigmoid(logsumexp(l)), so D returns logsumexp(l) as its
-real/fake logit: D(x) = (real/fake logits (B,), class logits (B, K)). Train with game sgan.
+D: dcgan's D conv stack, then Dropout(0.5) (at 28: after the last BatchNorm block, as the book),
+then one linear layer of K class logits l (book listing 7.5: 113,546 parameters at 28x28x1, 10
+classes). Both heads share them: the supervised head is softmax(l); the unsupervised head is
+D(x) = Z/(Z+1) with Z = sum_k exp(l_k) (listing 7.7), i.e. sigmoid(logsumexp(l)), so D returns
+logsumexp(l) as its real/fake logit: D(x) = (real/fake logits (B,), class logits (B, K)).
+Train with game sgan.
 """
 
 import torch
