@@ -3,7 +3,7 @@ import math
 import pytest
 
 from ganstudy.io import atomic_dir, atomic_path, read_json, write_json
-from ganstudy.stats import format_ci, mean_ci
+from ganstudy.stats import format_ci, mean_ci, paired_test
 
 
 def test_atomic_file_is_all_or_nothing(tmp_path):
@@ -33,6 +33,40 @@ def test_mean_ci_matches_t_table():
     assert (mean, n) == (2.0, 3) and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
     assert math.isnan(mean_ci([5.0])[1])
     assert format_ci(2.0, 0.5) == "2.00 ± 0.50" and format_ci(2.0, math.nan) == "2.00"
+
+
+def test_paired_test_matches_hand_computed_and_scipy_values():
+    from scipy import stats
+
+    a = [0.80, 0.82, 0.78, 0.81, 0.79, 0.83]
+    b = [0.84, 0.85, 0.80, 0.86, 0.80, 0.89]  # b - a = .04 .03 .02 .05 .01 .06: all positive
+    r = paired_test(a, b)
+    # mean .035; sd of the differences sqrt(1.75e-3 / 5); se = sd / sqrt(6); t = mean / se.
+    se = math.sqrt(1.75e-3 / 5) / math.sqrt(6)
+    assert (r.n, r.mean_diff) == (6, pytest.approx(0.035))
+    assert r.ci_half == pytest.approx(2.570582 * se, rel=1e-6)  # t(0.975, 5) = 2.570582
+    assert (r.ci_low, r.ci_high) == pytest.approx((0.035 - r.ci_half, 0.035 + r.ci_half))
+    assert r.t_pvalue == pytest.approx(2 * stats.t.sf(0.035 / se, df=5), rel=1e-6)
+    assert r.t_pvalue == pytest.approx(stats.ttest_rel(b, a).pvalue)
+    # Exact signed-rank test: all 6 signs positive has probability 2^-6, doubled (two-sided).
+    assert r.wilcoxon_pvalue == pytest.approx(2 / 2**6)
+    reverse = paired_test(b, a)
+    assert reverse.mean_diff == pytest.approx(-0.035) and reverse.t_pvalue == r.t_pvalue
+
+
+def test_paired_test_small_n_identical_arms_and_errors():
+    from ganstudy.errors import GanstudyError
+
+    r = paired_test([1.0, 2.0, 3.0], [1.5, 2.0, 3.7])
+    assert r.n == 3 and math.isnan(r.wilcoxon_pvalue) and 0 < r.t_pvalue < 1
+    same = paired_test([0.5] * 6, [0.5] * 6)
+    assert (same.mean_diff, same.ci_half, same.t_pvalue, same.wilcoxon_pvalue) == (0, 0, 1, 1)
+    with pytest.raises(GanstudyError, match="equal lengths"):
+        paired_test([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(GanstudyError, match="at least 2 pairs"):
+        paired_test([1.0], [2.0])
+    with pytest.raises(GanstudyError, match="NaN"):
+        paired_test([1.0, math.nan], [2.0, 3.0])
 
 
 def test_torch_files_are_byte_reproducible(tmp_path):
