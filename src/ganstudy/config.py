@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ganstudy.errors import GanstudyError
 
@@ -106,11 +114,12 @@ class TrainConfig(Section):
 
 
 class OptimizerConfig(Section):
-    name: Literal["adam", "rmsprop"] = "adam"  # rmsprop uses lr_g/lr_d and eps, ignores betas
+    name: Literal["adam", "rmsprop"] = "adam"  # rmsprop uses lr_g/lr_d, eps, alpha; no betas
     lr_g: float = Field(gt=0.0)
     lr_d: float = Field(gt=0.0)
     betas: tuple[float, float] = (0.5, 0.999)
     eps: float = Field(default=1e-8, gt=0.0)
+    alpha: float = Field(default=0.99, gt=0.0, lt=1.0)  # RMSprop's decay (torch 0.99, Keras rho 0.9)
 
 
 class VariantConfig(Section):
@@ -153,6 +162,20 @@ class EvaluateConfig(Section):
     is_splits: int = Field(ge=1)
     reference_split: Literal["test", "val"] = "test"
     device: str = "auto"
+    # Backbone arithmetic on generated images: fp16 = CUDA autocast (the reference stage's real
+    # features stay fp32; statistics are float64 either way).
+    feature_precision: Literal["fp32", "fp16"] = "fp32"
+
+    @field_validator("feature_precision")
+    @classmethod
+    def _fp16_needs_cuda(cls, precision: str, info: ValidationInfo) -> str:
+        device = info.data.get("device", "auto")  # validated before: declared above
+        if precision == "fp16" and not device.startswith(("cuda", "auto")):
+            raise ValueError(
+                f"fp16 runs under CUDA autocast, but evaluate.device is {device!r} "
+                "(use fp32, or device cuda or auto)"
+            )
+        return precision
 
 
 class ReportConfig(Section):

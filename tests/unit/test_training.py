@@ -251,10 +251,11 @@ def test_spectral_norm_checkpoint_loads_weights_only_and_evaluates(images, tmp_p
 
 def test_make_optimizer_builds_the_configured_optimizer():
     params = [torch.nn.Parameter(torch.zeros(2))]
-    rms_cfg = OptimizerConfig(name="rmsprop", lr_g=5e-5, lr_d=5e-5, eps=1e-6)
+    rms_cfg = OptimizerConfig(name="rmsprop", lr_g=5e-5, lr_d=5e-5, eps=1e-6, alpha=0.9)
     rms = make_optimizer(params, 5e-5, rms_cfg, fused=False)
     assert isinstance(rms, torch.optim.RMSprop)
     assert rms.defaults["lr"] == 5e-5 and rms.defaults["eps"] == 1e-6
+    assert rms.defaults["alpha"] == 0.9  # Keras's rho
     adam_cfg = OptimizerConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9))
     adam = make_optimizer(params, 1e-4, adam_cfg, fused=False)
     assert isinstance(adam, torch.optim.Adam) and adam.defaults["betas"] == (0.0, 0.9)

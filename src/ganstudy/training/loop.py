@@ -105,7 +105,7 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimizer ``cfg.name`` at learning rate ``lr``; ``fused`` asks for the CUDA kernel."""
     if cfg.name == "rmsprop":  # no fused kernel for RMSprop
-        return torch.optim.RMSprop(params, lr, eps=cfg.eps)
+        return torch.optim.RMSprop(params, lr, alpha=cfg.alpha, eps=cfg.eps)
     return torch.optim.Adam(params, lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
 
 
