@@ -119,7 +119,9 @@ class OptimizerConfig(Section):
     lr_d: float = Field(gt=0.0)
     betas: tuple[float, float] = (0.5, 0.999)
     eps: float = Field(default=1e-8, gt=0.0)
-    alpha: float = Field(default=0.99, gt=0.0, lt=1.0)  # RMSprop's decay (torch 0.99, Keras rho 0.9)
+    alpha: float = Field(
+        default=0.99, gt=0.0, lt=1.0
+    )  # RMSprop's decay (torch 0.99, Keras rho 0.9)
 
 
 class VariantConfig(Section):
@@ -134,6 +136,9 @@ class VariantConfig(Section):
     # Semi-supervised runs: only this many training labels are visible (class-balanced, drawn
     # with the run's seed); null = all. For games that take a labelled batch (sgan).
     labelled: int | None = Field(default=None, gt=0)
+    # Which labels: balanced (n // K a class, drawn with the seed) or first (the first n training
+    # images as they come, as the book's SGAN takes them).
+    labelled_pick: Literal["balanced", "first"] = "balanced"
 
     @field_validator("train")
     @classmethod

@@ -411,6 +411,7 @@ def test_labelled_subset_is_class_balanced_seeded_and_checked(labels):
         labelled_subset(labels, 5, seed=0)
     with pytest.raises(GanstudyError, match="only 7 images"):
         labelled_subset(labels, 80, seed=0)
+    assert labelled_subset(labels, 25, seed=3, pick="first").tolist() == list(range(25))
 
 
 def test_labelled_is_refused_for_a_game_without_a_labelled_batch(images, labels, tmp_path):

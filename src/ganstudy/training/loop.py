@@ -114,9 +114,16 @@ def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.T
     return torch.randn(n, z_dim, generator=gen).to(device)
 
 
-def labelled_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+def labelled_subset(
+    labels: torch.Tensor, n: int, seed: int, pick: str = "balanced"
+) -> torch.Tensor:
     """Indices (n,) of the labels a semi-supervised run may see: n // K of every class (the first
-    n % K classes one more), drawn with ``seed``. The same for every caller with the same seed."""
+    n % K classes one more), drawn with ``seed``; or with ``pick`` "first", the first n images
+    (the book's way). The same for every caller with the same arguments."""
+    if pick == "first":
+        if n > len(labels):
+            raise GanstudyError(f"labelled: {n} labels asked, the training split has {len(labels)}")
+        return torch.arange(n)
     gen = torch.Generator().manual_seed(seed + 30_000)
     classes = labels.cpu().unique()
     if n < len(classes):
@@ -254,7 +261,7 @@ def train_gan(
     labelled = None
     if game.needs_labelled_batch:
         n = variant.labelled or len(images)
-        labelled = labelled_subset(labels, n, seed).to(device)
+        labelled = labelled_subset(labels, n, seed, variant.labelled_pick).to(device)
     sampler = torch.Generator(device=device).manual_seed(seed)
     fixed = _fixed_inputs(G, cfg.grid_size, seed, data, label_data, image.num_classes)
     ema = make_ema(G, cfg.ema_beta)
