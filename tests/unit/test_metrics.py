@@ -236,7 +236,14 @@ def test_registry_computes_every_metric_with_protocol_names():
     ref = ReferenceSet("test", *gaussian_stats(real), real.astype(np.float32))
     cfg = EvaluateConfig(**tiny_params()["evaluate"])
     values = compute_all(fake, probs, ref, cfg)
-    assert METRICS.names() == ["fid", "is", "kid", "memorisation", "precision_recall"]
+    assert METRICS.names() == [
+        "fid",
+        "fid_per_class",
+        "is",
+        "kid",
+        "memorisation",
+        "precision_recall",
+    ]
     assert set(values) == {
         "fid_domain_120_test",
         "is_domain_120_mean",

@@ -26,9 +26,11 @@ def generate(
     device: torch.device,
     source: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """``n`` images (N, C, H, W) in [-1, 1] from the run's final generator, seeded by its seed.
-    An image-to-image generator translates ``n`` images drawn from ``source`` ((M, C, H, W)
-    images in [-1, 1], (M,) domains), e.g. the training split, into the other domain."""
+    """``n`` images (N, C, H, W) in [-1, 1] from the run's final generator, seeded by its seed,
+    and the run's checkpoint state. An image-to-image generator translates ``n`` images drawn
+    from ``source`` ((M, C, H, W) images in [-1, 1], (M,) domains), e.g. the training split,
+    into the other domain. ``state["sample_labels"]``: the (N,) classes a conditional G(z, y)
+    was asked for (balanced), else None."""
     state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     G, _ = build_gan(state["arch"], ImageSpec(*state["image"]), state["arch_args"])
     G.load_state_dict(state[state.get("G_eval", "G")])
@@ -49,14 +51,21 @@ def generate(
         y = None if labels is None else labels[part].to(device)
         x = None if images is None else images[part].to(device)
         chunks.append(make_fakes(G, z.to(device), y, x).cpu())
+    # Translations keep their source's content, not a class of their own: no per-class labels.
+    state["sample_labels"] = labels if is_conditional(G) and not translates(G) else None
     return torch.cat(chunks), state
 
 
 def score(
-    images: torch.Tensor, reference_dir: str | Path, cfg: EvaluateConfig, device: torch.device
+    images: torch.Tensor,
+    reference_dir: str | Path,
+    cfg: EvaluateConfig,
+    device: torch.device,
+    labels: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Every registered metric (``ganstudy metrics``: FID, IS, KID, precision/recall) of
-    ``images`` in the ``cfg.backbone`` feature space, against the cached real reference split.
+    """Every registered metric (``ganstudy metrics``: FID, per-class FID, IS, KID,
+    precision/recall) of ``images`` in the ``cfg.backbone`` feature space, against the cached
+    real reference split.
 
     Args:
         images: (N, C, H, W) generated images in [-1, 1].
@@ -64,6 +73,7 @@ def score(
         cfg: the evaluate section (backbone, feature precision, reference split, batch size,
             IS splits).
         device: where the backbone runs.
+        labels: (N,) the classes a conditional generator made the images for; None otherwise.
 
     Returns:
         Metric name (carrying the protocol, e.g. ``kid_domain_10k_test_mean``) -> value, and the
@@ -72,7 +82,8 @@ def score(
     reference = load_reference(reference_dir, cfg.reference_split, cfg.backbone)  # fails early
     backbone = load_backbone(cfg.backbone, cfg, device, reference_dir, cfg.feature_precision)
     feats, probs = backbone.extract(images, cfg.batch_size)  # (N, D), (N, K) or None
-    return compute_all(feats, probs, reference, cfg), feats
+    classes = None if labels is None else labels.cpu().numpy()  # (N,)
+    return compute_all(feats, probs, reference, cfg, classes), feats
 
 
 def memorisation_path(out_path: str | Path) -> Path:
@@ -127,7 +138,7 @@ def evaluate_run(
         x, y = load_split(processed_dir, "train")
         train = to_model_range(x), torch.as_tensor(y, dtype=torch.long)
     images, state = generate(run_dir, cfg.num_samples, cfg.batch_size, device, train)
-    metrics, feats = score(images, reference_dir, cfg, device)
+    metrics, feats = score(images, reference_dir, cfg, device, state["sample_labels"])
     if train is not None:
         domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
         save_memorisation_figure(

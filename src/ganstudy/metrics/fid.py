@@ -4,6 +4,9 @@
 eigendecompositions, which is an order of magnitude faster than pytorch-fid's
 ``scipy.linalg.sqrtm`` of the non-symmetric product at 2048 dimensions and agrees with it to
 round-off; ``frechet_distance_reference`` keeps pytorch-fid's function for cross-checks.
+``frechet_distance_features`` gives the same value from the features themselves, through an
+(N1, N2) SVD when a set has fewer samples than dimensions (per-class FID,
+``per_class_frechet_distance``).
 """
 
 import warnings
@@ -15,18 +18,15 @@ from ganstudy.errors import GanstudyError
 from ganstudy.io import write_npz
 
 
-def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (D,) and covariance (D, D) of (N, D) features, in float64."""
+def gaussian_stats(features: np.ndarray, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of (N, D) features, in float64; ``warn``: say so when
+    N <= D (callers that warn once for many sets pass False)."""
     features = np.asarray(features, np.float64)
     n, dim = features.shape
     if n < 2:
         raise GanstudyError(f"need at least 2 samples for feature statistics, got {n}")
-    if n <= dim:
-        warnings.warn(
-            f"{n} samples for {dim}-d features: the covariance is rank-deficient and the FID is "
-            "biased; use more samples than feature dimensions",
-            stacklevel=2,
-        )
+    if warn and n <= dim:
+        _warn_rank_deficient(n, dim)
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -149,6 +149,101 @@ def frechet_distance(
         The distance: a finite float >= 0.
     """
     return frechet_distance_fast(mu1, sigma1, mu2, sigma2)
+
+
+def _warn_rank_deficient(n: int, dim: int, what: str = "") -> None:
+    warnings.warn(
+        f"{what}{n} samples for {dim}-d features: the covariance is rank-deficient and the FID "
+        "is biased upward; compare values only at equal sample counts",
+        stacklevel=3,
+    )
+
+
+def frechet_distance_features(feats1: np.ndarray, feats2: np.ndarray, warn: bool = True) -> float:
+    """The FID of two feature sets: ``frechet_distance(*gaussian_stats(feats1),
+    *gaussian_stats(feats2))``, computed without (D, D) matrices when a set has no more samples
+    than dimensions (per-class FID of 2048-d Inception features: seconds, not minutes).
+
+    With centred features A (N1, D) and B (N2, D), S1 = A^T A / (N1 - 1) and
+    S2 = B^T B / (N2 - 1). S1 S2 has the non-zero eigenvalues of (A B^T)(A B^T)^T / c with
+    c = (N1 - 1)(N2 - 1) (XY and YX share them), so Tr((S1 S2)^{1/2}) is the sum of the singular
+    values of A B^T (N1, N2) over sqrt(c): exact, O(N1 N2 (D + min(N1, N2))) instead of O(D^3).
+
+    Args:
+        feats1: (N1, D) features, N1 >= 2.
+        feats2: (N2, D) features, N2 >= 2.
+        warn: warn when min(N1, N2) <= D (rank-deficient covariances).
+
+    Returns:
+        The distance: a finite float >= 0 (never complex or NaN).
+
+    Raises:
+        GanstudyError: shapes differ, fewer than 2 samples, or a feature is not finite.
+    """
+    x, y = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)  # (N1, D), (N2, D)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise GanstudyError(f"FID needs two (N, D) feature sets, got {x.shape} and {y.shape}")
+    (n1, dim), n2 = x.shape, len(y)
+    if min(n1, n2) < 2:
+        raise GanstudyError(f"need at least 2 samples for feature statistics, got {min(n1, n2)}")
+    if min(n1, n2) > dim:  # full rank: the (D, D) eigendecompositions are the cheaper path
+        return frechet_distance(*gaussian_stats(x, warn=False), *gaussian_stats(y, warn=False))
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise GanstudyError("FID is not finite: the features are not finite")
+    if warn:
+        _warn_rank_deficient(min(n1, n2), dim)
+    mu1, mu2 = x.mean(axis=0), y.mean(axis=0)  # (D,)
+    a, b = x - mu1, y - mu2  # (N1, D), (N2, D)
+    cross = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    diff = mu1 - mu2
+    value = diff @ diff + (a * a).sum() / (n1 - 1) + (b * b).sum() / (n2 - 1) - 2 * cross
+    return max(float(value), 0.0)  # round-off gives -1e-13 for identical sets
+
+
+def per_class_frechet_distance(
+    feats1: np.ndarray, labels1: np.ndarray, feats2: np.ndarray, labels2: np.ndarray
+) -> dict[int, float]:
+    """FID between the class-k rows of two labelled feature sets, for every class k of either
+    (e.g. a conditional generator's images of class k against the real images of class k).
+
+    Warns once, not once per class, when a class has no more samples than feature dimensions
+    (Inception's 2048 with a few hundred images a class): the values stay finite but are biased
+    upward, so only values from equal sample counts compare.
+
+    Args:
+        feats1: (N1, D) features of the first set, e.g. generated images.
+        labels1: (N1,) their integer classes.
+        feats2: (N2, D) features of the second set, e.g. a real split.
+        labels2: (N2,) their integer classes.
+
+    Returns:
+        Class -> FID (``frechet_distance_features``), classes ascending.
+
+    Raises:
+        GanstudyError: labels and features do not match, or a class has fewer than 2 samples in
+            one of the sets.
+    """
+    labels1, labels2 = np.asarray(labels1).ravel(), np.asarray(labels2).ravel()
+    if len(labels1) != len(feats1) or len(labels2) != len(feats2):
+        raise GanstudyError(
+            f"per-class FID: {len(labels1)} and {len(labels2)} labels for "
+            f"{len(feats1)} and {len(feats2)} feature rows"
+        )
+    classes = [int(k) for k in np.union1d(labels1, labels2)]
+    counts = {k: (int((labels1 == k).sum()), int((labels2 == k).sum())) for k in classes}
+    for k, (c1, c2) in counts.items():
+        if min(c1, c2) < 2:
+            raise GanstudyError(
+                f"per-class FID: class {k} has {c1} and {c2} samples in the two sets; "
+                "each needs at least 2"
+            )
+    smallest, dim = min(min(c) for c in counts.values()), np.shape(feats1)[1]
+    if smallest <= dim:
+        _warn_rank_deficient(smallest, dim, "per-class FID: smallest class has ")
+    return {
+        k: frechet_distance_features(feats1[labels1 == k], feats2[labels2 == k], warn=False)
+        for k in classes
+    }
 
 
 def save_stats(path: str | Path, features: np.ndarray) -> Path:

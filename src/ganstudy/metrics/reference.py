@@ -2,10 +2,12 @@
 statistics (FID needs the statistics, KID and precision/recall the features themselves).
 
 The domain classifier's files sit at the top of the output folder (``stats_<split>.npz``,
-``feats_<split>.npy``). The ``backbone/`` folder names the backbone evaluate uses
-(``backbone.json``) and, for an Inception backbone, holds its features of the same splits
-(``feats_<backbone>_<split>.npy``, ``stats_<backbone>_<split>.npz``), so changing
-``evaluate.backbone`` reruns this stage and evaluate never scores against the wrong space.
+``feats_<split>.npy``), beside the real splits' class labels (``labels_<split>.npy``: the rows
+of every backbone's features, for the per-class FID of conditional generators). The
+``backbone/`` folder names the backbone evaluate uses (``backbone.json``) and, for an Inception
+backbone, holds its features of the same splits (``feats_<backbone>_<split>.npy``,
+``stats_<backbone>_<split>.npz``), so changing ``evaluate.backbone`` reruns this stage and
+evaluate never scores against the wrong space.
 """
 
 from dataclasses import dataclass
@@ -47,6 +49,12 @@ def feats_name(split: str, backbone: str = BACKBONE) -> str:
     )
 
 
+def labels_name(split: str) -> str:
+    """The class labels file of a split (rows of every backbone's features), relative to the
+    reference folder."""
+    return f"labels_{split}.npy"
+
+
 @dataclass(frozen=True)
 class ReferenceSet:
     """A real split as the metrics see it."""
@@ -56,6 +64,7 @@ class ReferenceSet:
     sigma: np.ndarray  # (D, D) float64 feature covariance
     feats: np.ndarray  # (N, D) float32 features
     train_feats: np.ndarray | None = None  # (M, D) float32 training-split features (domain)
+    labels: np.ndarray | None = None  # (N,) int64 classes of the feats rows; None: not cached
 
 
 def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBONE) -> ReferenceSet:
@@ -99,7 +108,25 @@ def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBO
         train = np.load(train_path, allow_pickle=False)
         if train.ndim != 2 or train.shape[1] != feats.shape[1]:
             raise GanstudyError(f"{train_path}: features {train.shape} do not match; rerun")
-    return ReferenceSet(split, mu, sigma, feats, train)
+    return ReferenceSet(split, mu, sigma, feats, train, _labels(reference_dir, split, n))
+
+
+def _labels(reference_dir: str | Path, split: str, n: int) -> np.ndarray | None:
+    """The split's (n,) class labels, or None from a reference folder written before they were
+    cached (only per-class FID needs them, and it says so)."""
+    path = Path(reference_dir) / labels_name(split)
+    if not path.is_file():
+        return None
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise GanstudyError(f"{path}: unreadable reference labels ({err})") from None
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise GanstudyError(
+            f"{path}: labels {labels.shape} {labels.dtype} do not match the {n} features; "
+            "run the reference stage"
+        )
+    return labels.astype(np.int64)
 
 
 def build_reference(
@@ -109,9 +136,10 @@ def build_reference(
     cfg: ReferenceConfig,
     evaluate: EvaluateConfig | None = None,
 ) -> dict:
-    """Write the classifier, ``stats_{val,test}.npz``, ``feats_{val,test,train}.npy`` (float32)
-    and ``backbone/`` (evaluate's backbone; its features when it is an Inception one) into
-    ``out_dir``, and the real-data metrics to ``metrics_path``; return those metrics."""
+    """Write the classifier, ``stats_{val,test}.npz``, ``feats_{val,test,train}.npy`` (float32),
+    ``labels_{val,test}.npy`` (int64) and ``backbone/`` (evaluate's backbone; its features when
+    it is an Inception one) into ``out_dir``, and the real-data metrics to ``metrics_path``;
+    return those metrics."""
     backbone = evaluate.backbone if evaluate is not None else BACKBONE
     manifest = read_manifest(processed_dir)
     device = resolve_device(cfg.device)
@@ -136,6 +164,7 @@ def build_reference(
     }
     extra: dict[str, np.ndarray] = {}
     if backbone != BACKBONE:  # features of the same splits in evaluate's Inception space
+        # Always fp32: evaluate.feature_precision concerns generated images only.
         net = load_backbone(backbone, evaluate, resolve_device(evaluate.device))
         for split, images in (("val", val[0]), ("test", test[0])):
             extra[split] = net.features(to_model_range(images), evaluate.batch_size)
@@ -150,6 +179,8 @@ def build_reference(
         write_npy(tmp / feats_name("val"), feats_val.astype(np.float32))
         write_npy(tmp / feats_name("test"), feats_test.astype(np.float32))
         write_npy(tmp / feats_name("train"), feats_train.astype(np.float32))
+        write_npy(tmp / labels_name("val"), val[1].astype(np.int64))
+        write_npy(tmp / labels_name("test"), test[1].astype(np.int64))
         (tmp / BACKBONE_DIR).mkdir()
         write_json(tmp / BACKBONE_DIR / BACKBONE_FILE, {"backbone": backbone})
         for split, feats in extra.items():
