@@ -3,6 +3,7 @@ as Markdown and as one self-contained HTML page."""
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from ganstudy.training.loop import HISTORY_NAME
 from ganstudy.training.run import SAMPLES_NAME
 
 NOT_METRICS = {"seed", "step"}
+PER_CLASS = re.compile(r"_class\d+$")  # fid_domain_10k_test_class3
 
 
 def collect_runs(metrics_dir: Path, study: StudyConfig) -> pd.DataFrame:
@@ -43,7 +45,9 @@ def summarize(runs: pd.DataFrame, confidence: float) -> pd.DataFrame:
 
 
 def _table(summary: pd.DataFrame, runs: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    metrics = list(dict.fromkeys(summary["metric"]))
+    # One FID per class would widen the table by K columns: it shows their mean (`_classmean`);
+    # the per-class values stay in the metrics files and MLflow.
+    metrics = [m for m in dict.fromkeys(summary["metric"]) if not PER_CLASS.search(m)]
     header = ["variant", "seeds", *metrics]
     body = []
     for variant, group in summary.groupby("variant", sort=False):
