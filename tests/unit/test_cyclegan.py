@@ -337,3 +337,39 @@ def test_evaluate_translates_source_images(domains, tmp_path):
     assert (distance.min(1).values < 1e-5).all()
     with pytest.raises(GanstudyError, match="needs source images"):
         generate(tmp_path, 6, 4, torch.device("cpu"))
+
+
+def test_sample_grid_pairs_sources_of_both_domains_with_their_translations(tmp_path):
+    """Sorted data (all of A, then all of B) still give a grid with both directions."""
+    image = ImageSpec(1, 32, 2)
+    x = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    y = torch.arange(16) // 8  # (16,): 8 of domain A, then 8 of domain B
+    variant = VariantConfig(
+        arch="cyclegan",
+        arch_args={"gf": 4, "df": 4},
+        game="cyclegan",
+        optimizer={"lr_g": 2e-4, "lr_d": 2e-4},
+    )
+    cfg = TrainConfig(
+        iterations=1,
+        batch_size=4,
+        log_every=1,
+        sample_every=1,
+        checkpoint_every=1,
+        grid_size=4,
+        device="cpu",
+    )
+    grids = []
+    train_gan(
+        x,
+        image,
+        "cyclegan",
+        variant,
+        cfg,
+        0,
+        tmp_path,
+        labels=y,
+        on_samples=lambda step, g: grids.append(g),
+    )
+    sources = grids[0][0::2]  # (4, 1, 32, 32): source, translation, source, ...
+    assert torch.equal(sources, x[[0, 1, 8, 9]])

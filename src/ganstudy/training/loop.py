@@ -215,8 +215,10 @@ def _fixed_inputs(
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """The sample grid's fixed latent codes, labels and (image-to-image G) source images."""
     z = _fixed_noise(n, G.z_dim, seed, data.device)
-    if translates(G):  # the first n training images (both domains), translated
-        return z, labels[:n], data[:n]
+    if translates(G):  # the first training images of each domain, as many of each, translated
+        per = max(n // num_classes, 1)
+        index = torch.cat([(labels == d).nonzero().squeeze(1)[:per] for d in range(num_classes)])
+        return z[: len(index)], labels[index], data[index]
     if labels is None:
         return z, None, None
     # 0, 1, ..., K-1, 0, 1, ... (book listing 8.7: one digit per class).
