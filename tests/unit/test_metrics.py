@@ -142,6 +142,14 @@ def test_inception_score_known_answers():
     assert mean == pytest.approx(k, rel=1e-6) and std == pytest.approx(0.0, abs=1e-6)
 
 
+def test_inception_score_rejects_more_splits_than_samples():
+    probs = np.full((3, 4), 0.25)
+    with pytest.raises(GanstudyError, match="N >= splits=10"):
+        inception_score(probs, splits=10)
+    with pytest.raises(GanstudyError, match="N, K"):
+        inception_score(probs[0], splits=1)
+
+
 def test_metric_names_carry_the_protocol():
     assert count_label(10_000) == "10k" and count_label(1500) == "1500"
     assert metric_name("fid", "domain", 10_000, "test") == "fid_domain_10k_test"
@@ -258,6 +266,29 @@ def test_registry_computes_every_metric_with_protocol_names():
         *gaussian_stats(fake), ref.mu, ref.sigma
     )
     assert 0 <= values["precision_domain_120_test"] <= 1
+
+
+def test_inception_backbone_is_named_for_it_and_skipped_without_probabilities():
+    """With the TF classifier's (N, 1008) probabilities the ``inception`` backbone gets
+    is_inception_*; without probabilities (inception-ts, weights without fc) no IS at all."""
+    from ganstudy.config import EvaluateConfig
+    from ganstudy.metrics.reference import ReferenceSet
+    from ganstudy.metrics.registry import compute_all
+    from tests.conftest import tiny_params
+
+    rng = np.random.default_rng(14)
+    real, fake = rng.normal(size=(150, 8)), rng.normal(0.2, 1.0, size=(120, 8))
+    logits = 3 * rng.normal(size=(120, 1008))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)  # (120, 1008)
+    ref = ReferenceSet("test", *gaussian_stats(real), real.astype(np.float32))
+    cfg = EvaluateConfig(**{**tiny_params()["evaluate"], "backbone": "inception"})
+    with_probs = compute_all(fake, probs, ref, cfg)
+    mean, std = inception_score(probs, cfg.is_splits)
+    assert with_probs["is_inception_120_mean"] == mean > 1.0
+    assert with_probs["is_inception_120_std"] == std
+    without = compute_all(fake, None, ref, cfg)
+    assert set(with_probs) - set(without) == {"is_inception_120_mean", "is_inception_120_std"}
+    assert "fid_inception_120_test" in without and not any(k.startswith("is_") for k in without)
 
 
 def test_reference_features_round_trip_and_missing_file(tmp_path):

@@ -72,7 +72,7 @@ def _is(
     cfg: EvaluateConfig,
     labels: np.ndarray | None = None,
 ) -> dict:
-    if probs is None:  # Inception backbones: no 1008-way logits offline, so no IS
+    if probs is None:  # a backbone without a classifier (inception-ts, inception without fc)
         return {}
     mean, std = inception_score(probs, cfg.is_splits)
     name = _name("is", feats, cfg, None)  # no reference split: IS sees generated images only
@@ -157,8 +157,11 @@ METRICS.add(
     "is",
     Metric(
         "Inception Score exp E[KL(p(y|x) || p(y))] of the backbone's class probabilities, "
-        "mean/std over evaluate.is_splits splits (Salimans et al. 2016); domain backbone only: "
-        "the Inception backbones have no 1008-way logits offline, so IS is skipped for them",
+        "mean/std over evaluate.is_splits contiguous splits (Salimans et al. 2016); domain: its "
+        "classifier's softmax; inception: softmax over all 1008 TF classes of pool3 @ fc.weight^T "
+        "without the bias (as Salimans' code, torch-fidelity and StyleGAN2-ADA), on the fid "
+        "input, only when the weights file holds fc (pytorch-fid's does); inception-ts: skipped "
+        "(the TorchScript port stops at pool3)",
         _is,
     ),
 )
@@ -220,7 +223,8 @@ def compute_all(
     Args:
         feats: (N, D) backbone features of the generated images.
         probs: (N, K) backbone class probabilities of the generated images; None when the
-            backbone has no classes (Inception): metrics that need them are skipped.
+            backbone has no classifier (inception-ts, inception weights without fc): metrics
+            that need them are skipped.
         ref: the real split: its feature statistics, features and (when cached) labels.
         cfg: the evaluate section (backbone, IS splits).
         labels: (N,) the classes a conditional generator was asked for; None for an
