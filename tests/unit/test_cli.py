@@ -34,7 +34,8 @@ def test_metrics_lists_registry_with_protocols(capsys):
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert set(lines) == {"fid", "fid_per_class", "is", "kid", "memorisation", "precision_recall"}
     assert "Heusel" in lines["fid"] and "Binkowski" in lines["kid"]
-    assert "fig. 5.3" in lines["memorisation"] and "domain backbone only" in lines["is"]
+    assert "fig. 5.3" in lines["memorisation"] and "all 1008 TF classes" in lines["is"]
+    assert "inception-ts: skipped" in lines["is"]
     assert "k=3" in lines["precision_recall"]
     assert run(capsys, "metrics", "kid")[0] == 0
 
