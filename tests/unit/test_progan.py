@@ -247,6 +247,8 @@ def test_progan_game_adds_the_drift_term():
     expected = f.mean() - r.mean() + 10 * (0.5 - 1) ** 2 + 0.001 * (r**2).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert stats["D/drift"] == pytest.approx(0.001 * (r**2).mean().item(), rel=1e-6)
+    g_loss, _ = game.g_loss(LinearD(), fake, real)  # WGAN's G loss: -E[D(G(z))]
+    assert g_loss.item() == pytest.approx(-f.mean().item(), rel=1e-6)
     with pytest.raises(GanstudyError, match="drift must be a number >= 0"):
         build_game("progan", {"drift": -1})
 
