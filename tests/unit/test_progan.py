@@ -133,19 +133,19 @@ def test_growing_is_continuous_where_a_fade_begins():
 
 
 def test_minibatch_stddev_appends_each_groups_mean_std():
-    x = torch.randn(8, 3, 4, 4)
+    x = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     out = minibatch_stddev(x, group_size=4)
     assert out.shape == (8, 4, 4, 4) and torch.equal(out[:, :3], x)
     # Two groups of four: samples 0, 2, 4, 6 and 1, 3, 5, 7 (sample b in group b mod 2).
     for m in range(2):
         members = x[m::2]  # (4, 3, 4, 4)
         std = (members.var(0, unbiased=False) + 1e-8).sqrt().mean()
-        assert torch.allclose(out[m::2, 3], std.expand(4, 4, 4), atol=1e-6)
+        assert torch.allclose(out[m::2, 3], std.expand(4, 4, 4), atol=1e-5)
     same = minibatch_stddev(x[:1].expand(4, 3, 4, 4), 4)[:, 3]  # four equal images: std 0
     assert torch.allclose(same, torch.full_like(same, 1e-4))  # sqrt(eps)
     odd = minibatch_stddev(x[:6], 4)  # 6 samples: groups of 3 (the largest divisor <= 4)
     expected = (x[:6].view(3, 2, 3, 4, 4).var(0, unbiased=False) + 1e-8).sqrt().mean((1, 2, 3))
-    assert torch.allclose(odd[:, 3, 0, 0], expected.repeat(3), atol=1e-6)
+    assert torch.allclose(odd[:, 3, 0, 0], expected.repeat(3), atol=1e-5)
 
 
 def test_pixel_norm_gives_unit_mean_square_per_pixel():
