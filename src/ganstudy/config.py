@@ -139,6 +139,9 @@ class VariantConfig(Section):
     # Which labels: balanced (n // K a class, drawn with the seed) or first (the first n training
     # images as they come, as the book's SGAN takes them).
     labelled_pick: Literal["balanced", "first"] = "balanced"
+    # One generator per class, each trained on its class alone (Frid-Adar et al. 2018's DCGAN per
+    # lesion class); for unconditional architectures. Evaluate samples the classes evenly.
+    per_class: bool = False
 
     @field_validator("train")
     @classmethod
