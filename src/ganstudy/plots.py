@@ -28,9 +28,12 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
     return canvas
 
 
-def save_grid(images: torch.Tensor, path: str | Path, scale: int = 2) -> Path:
-    """Save a sample grid as PNG, upscaled with nearest-neighbour so small images stay crisp."""
-    grid = grid_image(images)
+def save_grid(
+    images: torch.Tensor, path: str | Path, scale: int = 2, nrow: int | None = None
+) -> Path:
+    """Save a sample grid as PNG (``nrow`` images a row; default square), upscaled with
+    nearest-neighbour so small images stay crisp."""
+    grid = grid_image(images, nrow)
     pil = Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid)
     pil = pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
     return write_with(path, lambda p: pil.save(p, format="PNG"))
