@@ -186,6 +186,28 @@ class EvaluateConfig(Section):
         return precision
 
 
+class DownstreamConfig(Section):
+    """The augmentation study's classifier (Frid-Adar et al. 2018 step 3), one fit per count."""
+
+    # Classifier seeds; seed s uses the generators of seed s (so each must be in study.seeds).
+    # Empty: no downstream stages at all (the default study).
+    seeds: list[int] = []
+    # Images added to the real training split: classic arm = real + c classic images; a GAN arm
+    # = real + max(counts) classic + c synthetic (the book's figure 11.3 continues the curve).
+    counts: list[int] = Field(default=[0], min_length=1)
+    epochs: int = PositiveInt
+    batch_size: int = PositiveInt
+    lr: float = Field(gt=0.0)
+    device: str = "auto"
+
+    @field_validator("counts")
+    @classmethod
+    def _increasing(cls, counts: list[int]) -> list[int]:
+        if counts[0] < 0 or any(b <= a for a, b in zip(counts, counts[1:], strict=False)):
+            raise ValueError(f"counts must be >= 0 and strictly increasing, got {counts}")
+        return counts
+
+
 class ReportConfig(Section):
     confidence: float = Field(gt=0.5, lt=1.0)  # two-sided confidence level of intervals
 
@@ -206,6 +228,7 @@ class Params(Section):
     train: TrainConfig
     variants: dict[str, VariantConfig]
     evaluate: EvaluateConfig
+    downstream: DownstreamConfig
     report: ReportConfig
     tracking: TrackingConfig
 
@@ -216,6 +239,12 @@ class Params(Section):
             raise ValueError(
                 f"study.variants names {missing} not defined under `variants` "
                 f"(defined: {sorted(self.variants)})"
+            )
+        stray = sorted(set(self.downstream.seeds) - set(self.study.seeds))
+        if stray:
+            raise ValueError(
+                f"downstream.seeds {stray} are not in study.seeds {self.study.seeds}: "
+                "each classifier seed uses the generators trained with that seed"
             )
         return self
 

@@ -1,0 +1,222 @@
+"""The augmentation study's arms (Frid-Adar et al. 2018; GANs in Action ch. 11.1).
+
+Step 1 augments a small labelled set classically (the augment stage), step 2 trains GANs on it
+(the train stage), step 3 trains one classifier per arm and count and scores it on the test
+split (here). Arms:
+
+- ``classic``: the real training split plus ``c`` classic images, for each ``c`` in
+  ``downstream.counts``; ``c = 0`` is the real-only arm.
+- a GAN variant: the real split plus ``max(counts)`` classic images plus ``c`` synthetic
+  images of that variant's generator (conditional or per-class, so each image has a class).
+
+Added images are nested: count ``c`` takes the first ``c`` of one seeded order, so a larger
+count holds every image of a smaller one and the curve moves by what is added, not by a new
+draw. Selection (the epoch kept) uses the validation split only.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganstudy.config import DownstreamConfig, StudyConfig, TrackingConfig
+from ganstudy.data.arrays import load_split, read_manifest, to_model_range
+from ganstudy.errors import GanstudyError
+from ganstudy.io import read_json, write_json
+from ganstudy.plots import save_grid
+from ganstudy.study.classifier import classification_metrics, predict_proba, train_classifier
+from ganstudy.training.loop import resolve_device
+
+CLASSIC = "classic"  # the arm name of classic augmentation alone
+GRID_PER_SOURCE = 16  # images of each source (real, classic, synthetic) in the arm's picture
+
+Images = tuple[torch.Tensor, torch.Tensor]  # (N, C, H, W) in [-1, 1], (N,) int64 classes
+
+
+def classic_pool(processed_dir: str | Path, augmented_dir: str | Path) -> tuple[Images, Images]:
+    """The real training split and the classic copies the augment stage added to it.
+
+    The augment stage writes the originals first, then its copies (``augment_split``)."""
+    real = _split(processed_dir, "train")
+    augmented = _split(augmented_dir, "train")
+    n = len(real[0])
+    if len(augmented[0]) < n or not torch.equal(augmented[0][:n], real[0]):
+        raise GanstudyError(
+            f"{augmented_dir}: does not start with the training split of {processed_dir}; "
+            "re-run the augment stage (dvc repro)"
+        )
+    return real, (augmented[0][n:], augmented[1][n:])
+
+
+def nested_order(n: int, seed: int) -> torch.Tensor:
+    """A seeded permutation of range(n); count c takes its first c entries."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed + 30_000))
+
+
+def synthetic_images(run_dir: str | Path, n: int, batch_size: int, device: torch.device) -> Images:
+    """``n`` class-labelled images of a trained run (conditional or per-class generators)."""
+    from ganstudy.metrics.evaluate import generate
+
+    images, state = generate(run_dir, n, batch_size, device)
+    labels = state["sample_labels"]
+    if labels is None:
+        raise GanstudyError(
+            f"{run_dir}: its generator makes unlabelled images; the augmentation study needs a "
+            "conditional variant (cgan, acgan) or one with per_class: true"
+        )
+    return images.cpu(), labels.cpu().long()
+
+
+def run_arm(
+    arm: str,
+    seed: int,
+    processed_dir: str | Path,
+    augmented_dir: str | Path,
+    cfg: DownstreamConfig,
+    run_dir: str | Path | None = None,
+    grid_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train and score the classifier of ``arm`` at every count of ``cfg.counts``.
+
+    Args:
+        arm: ``classic`` or the name of a GAN variant (then ``run_dir`` is its trained run).
+        seed: classifier seed (weights, batch order) and the order of the added images.
+        processed_dir: the preprocess stage's folder (train, val and test splits).
+        augmented_dir: the augment stage's folder (train split + classic copies).
+        cfg: the downstream section.
+        run_dir: the GAN run folder (models/<variant>/<seed>) of a GAN arm; None for classic.
+        grid_path: where to save real | classic | synthetic example images side by side.
+
+    Returns:
+        ``{"arm", "seed", "counts", "n_real", "n_classic_base", "results": {str(c): metrics}}``
+        with ``classification_metrics`` of the test split, the training-set size and the kept
+        epoch for each count.
+    """
+    if (arm == CLASSIC) != (run_dir is None):
+        raise GanstudyError(f"arm {arm!r}: a GAN arm needs its run folder, classic none")
+    device = resolve_device(cfg.device)
+    num_classes = len(read_manifest(processed_dir)["classes"])
+    real, classic = classic_pool(processed_dir, augmented_dir)
+    val, test = _split(processed_dir, "val"), _split(processed_dir, "test")
+    top = cfg.counts[-1]
+    classic = _take(classic, nested_order(len(classic[0]), seed), top, "classic images")
+    base, extra = real, classic  # classic arm: real + first c classic images
+    if run_dir is not None:  # GAN arm: real + all classic + first c synthetic images
+        base = _cat(real, classic)
+        extra = synthetic_images(run_dir, top, 500, device)
+    results = {}
+    for count in cfg.counts:
+        train = _cat(base, (extra[0][:count], extra[1][:count]))
+        fit = train_classifier(
+            train[0],
+            train[1],
+            val[0],
+            val[1],
+            num_classes,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=seed,
+            device=device,
+        )
+        scores = classification_metrics(predict_proba(fit.model, test[0]), test[1].numpy())
+        results[str(count)] = {
+            **scores,
+            "n_train": len(train[0]),
+            "best_epoch": fit.best_epoch,
+            "val_accuracy": fit.history[fit.best_epoch - 1].val_accuracy,
+        }
+    if grid_path is not None:
+        _save_sources(real, classic, None if run_dir is None else extra, grid_path)
+    return {
+        "arm": arm,
+        "seed": seed,
+        "counts": list(cfg.counts),
+        "n_real": len(real[0]),
+        "n_classic_base": 0 if run_dir is None else top,
+        "results": results,
+    }
+
+
+def grid_path(out_path: str | Path) -> Path:
+    """``.../<arm>/<seed>.json`` -> ``.../<arm>/<seed>_sources.png``."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.stem}_sources.png")
+
+
+def run_downstream(
+    arm: str,
+    seed: int,
+    processed_dir: str | Path,
+    augmented_dir: str | Path,
+    out_path: str | Path,
+    cfg: DownstreamConfig,
+    study: StudyConfig,
+    tracking: TrackingConfig,
+    run_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The downstream stage: ``run_arm``, its JSON and picture, and an MLflow run
+    ``downstream-<arm>-seed<s>`` whose metrics are logged with the count as the step."""
+    from ganstudy.tracking import start_run
+
+    record = run_arm(arm, seed, processed_dir, augmented_dir, cfg, run_dir, grid_path(out_path))
+    tags = {"arm": arm, "seed": str(seed), "study": study.name, "stage": "downstream"}
+    with start_run(tracking, study.name, f"downstream-{arm}-seed{seed}", tags) as run:
+        run.log_params({"downstream": cfg.model_dump(), "n_real": record["n_real"]})
+        for count, scores in record["results"].items():
+            run.log_metrics({f"downstream/{k}": v for k, v in scores.items()}, step=int(count))
+        run.log_artifact(grid_path(out_path))
+    write_json(out_path, record)
+    return record
+
+
+def _split(folder: str | Path, name: str) -> Images:
+    x, y = load_split(folder, name)
+    return to_model_range(x), torch.as_tensor(y, dtype=torch.long)
+
+
+def _take(pool: Images, order: torch.Tensor, n: int, what: str) -> Images:
+    if n > len(order):
+        raise GanstudyError(
+            f"downstream.counts asks for {n} {what}, but the augment stage made {len(order)} "
+            "(raise augment.copies or lower the counts)"
+        )
+    pick = order[:n]
+    return pool[0][pick], pool[1][pick]
+
+
+def _cat(a: Images, b: Images) -> Images:
+    return torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]])
+
+
+def _save_sources(
+    real: Images, classic: Images, synthetic: Images | None, path: str | Path
+) -> Path:
+    """Rows of real, classic and (for a GAN arm) synthetic images, class-sorted in each row."""
+    rows = [real, classic] + ([] if synthetic is None else [synthetic])
+    picked = []
+    for images, labels in rows:
+        idx = torch.argsort(labels[:GRID_PER_SOURCE], stable=True)
+        picked.append(images[:GRID_PER_SOURCE][idx])
+    return save_grid(torch.cat(picked), path, nrow=GRID_PER_SOURCE)
+
+
+def arm_records(folder: str | Path) -> list[dict[str, Any]]:
+    """Every ``<arm>/<seed>.json`` the downstream stages wrote under ``folder``."""
+    return [read_json(p) for p in sorted(Path(folder).glob("*/*.json"))]
+
+
+def as_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per arm x seed x count; ``added`` counts every image beyond the real split
+    (a GAN arm's synthetic images come after its classic ones)."""
+    return [
+        {
+            "arm": rec["arm"],
+            "seed": rec["seed"],
+            "count": int(count),
+            "added": int(count) + rec["n_classic_base"],
+            **scores,
+        }
+        for rec in records
+        for count, scores in sorted(rec["results"].items(), key=lambda kv: int(kv[0]))
+    ]
