@@ -210,6 +210,9 @@ class DownstreamConfig(Section):
 
 class ReportConfig(Section):
     confidence: float = Field(gt=0.5, lt=1.0)  # two-sided confidence level of intervals
+    # The study file (studies/<name>.yaml) whose page this report adds: its published numbers
+    # beside ours and its tests; null = the plain variants x seeds report.
+    study: str | None = None
 
 
 class TrackingConfig(Section):
