@@ -5,9 +5,13 @@ D minimises a supervised cross-entropy on a batch of the few labelled images plu
 unsupervised cross-entropy of real (target 1) against fake (target 0); G plays the
 non-saturating game on the real/fake logit. The loop hands the labelled batch as
 ``Batch.labelled`` and hides every other label (``Batch.y`` is None).
+
+Game sgan-supervised is the book's baseline (§7.3): the same D trained on the labelled batch's
+cross-entropy alone, G left as built; the book's table compares their class heads on the test set.
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -99,3 +103,48 @@ class SemiSupervised(Game):
         """Non-saturating: -log D(G(z)) on the real/fake logit (book: the gan model, target 1)."""
         d_fake, _ = D(fake)  # (B,) logits
         return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().item()}
+
+
+@GAMES.register("sgan-supervised")
+@dataclass
+class SupervisedOnly(Game):
+    """GANs in Action §7.3 baseline: SGAN's D trained on the labelled batch's class CE only."""
+
+    description = (
+        "supervised baseline of the SGAN (book §7.3): D min class CE on the labelled batch; "
+        "G is built but never updated"
+    )
+    needs_classifier = True
+    needs_labelled_batch = True
+    arch = "sgan"
+    # G never changes (its phase makes no update). Not yet declared on Game (default True there).
+    trains_generator: ClassVar[bool] = False
+
+    def d_step(
+        self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
+    ) -> tuple[torch.Tensor, Stats]:
+        """One update on supervised_loss alone: the book's classifier fit on the 100 labels."""
+        if batch.labelled is None:
+            raise GanstudyError(
+                "game 'sgan-supervised' needs a labelled batch (variant `labelled`)"
+            )
+        images, labels = batch.labelled  # (B, C, H, W), (B,)
+        loss, stats = supervised_loss(D, noise(images), labels)
+        update(loss)
+        return loss, stats
+
+    def g_step(
+        self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
+    ) -> tuple[torch.Tensor, Stats]:
+        """No G step: G is not run and ``update`` is not called, so G keeps its initial weights."""
+        return torch.zeros((), device=batch.real.device), {}
+
+    def d_loss(
+        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        raise GanstudyError("game 'sgan-supervised' has no real/fake loss; D learns in d_step")
+
+    def g_loss(
+        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
+    ) -> tuple[torch.Tensor, Stats]:
+        raise GanstudyError("game 'sgan-supervised' has no G loss: G is never trained")
