@@ -65,6 +65,7 @@ class Game(ABC):
     needs_classifier: ClassVar[bool] = False  # needs D's auxiliary class head (see Labelled)
     needs_labelled_batch: ClassVar[bool] = False  # semi-supervised: Batch.labelled, no Batch.y
     adversarial: ClassVar[bool] = True  # False: no D phase (d_steps 0), e.g. a VAE
+    trains_generator: ClassVar[bool] = True  # False: G is built, never updated (a D-only baseline)
     arch: ClassVar[str] = "dcgan"  # the architecture it is made for; its automatic tests use it
     d_steps: int = 1  # D updates per G update (book §5.4.4: 5 is a common ratio for critics)
 
