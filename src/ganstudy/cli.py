@@ -108,6 +108,37 @@ def _check(args: argparse.Namespace) -> None:
     )
 
 
+def _studies(args: argparse.Namespace) -> None:
+    from ganstudy.study.studies import load_study, study_names
+
+    names = study_names()
+    if not names:
+        raise GanstudyError("no studies/*.yaml here (run from the project root)")
+    print("studies (ganstudy study run <name> --size <size>):")
+    for name in names:
+        study = load_study(name)
+        print(f"  {name:14} {study.title} [sizes: {', '.join(study.sizes)}]")
+
+
+def _study_run(args: argparse.Namespace) -> None:
+    import subprocess
+
+    from ganstudy.study.studies import dvc_command, shell_line
+
+    command = dvc_command(args.name, args.size) + list(args.dvc_args)
+    print(shell_line(command), flush=True)
+    if args.dry_run:
+        return
+    status = subprocess.run(command).returncode
+    if status != 0:
+        raise GanstudyError(f"study {args.name} ({args.size}): dvc exited with status {status}")
+    print(
+        f"study {args.name} ({args.size}) done: report/{args.name}-{args.size}/index.html; "
+        "params.yaml now holds its values (`dvc exp show` compares; `git checkout params.yaml` "
+        "returns to the default study)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganstudy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -121,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="list evaluation metrics and their protocols")
     p.add_argument("name", nargs="?", help="check that this metric exists")
     p.set_defaults(func=_metrics)
+    p = sub.add_parser("studies", help="list the paper-table studies (studies/*.yaml)")
+    p.set_defaults(func=_studies)
+    p = sub.add_parser("study", help="run a study through DVC (dvc exp run with its params)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser("run", help="run (or bring up to date) a study at one size")
+    p.add_argument("name", help="a name from `ganstudy studies`")
+    p.add_argument("--size", default="quick", help="tiny | quick (2 CPU cores) | full (a GPU)")
+    p.add_argument("--dry-run", action="store_true", help="print the dvc command only")
+    p.add_argument("dvc_args", nargs="*", help="more `dvc exp run` arguments, after --")
+    p.set_defaults(func=_study_run)
     p = sub.add_parser("check", help="validate params.yaml (names, types, ranges)")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_check)

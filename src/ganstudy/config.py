@@ -278,7 +278,8 @@ def _validate(model: type[S], data: Any, where: str) -> S:
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in (where, *first["loc"]) if p != "")
-        extra = f" (got {first['input']!r})" if first["type"] != "missing" else ""
+        shown = repr(first["input"])
+        extra = f" (got {shown})" if first["type"] != "missing" and len(shown) <= 200 else ""
         more = f" [+{err.error_count() - 1} more]" if err.error_count() > 1 else ""
         raise GanstudyError(f"{loc}: {first['msg']}{extra}{more}") from None
 

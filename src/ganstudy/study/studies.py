@@ -1,0 +1,118 @@
+"""Study files: a paper table as params overrides per size, plus the published numbers.
+
+A study is ``studies/<name>.yaml``. Running it at a size means running the one DVC pipeline
+with that size's params (``dvc exp run -S key=value ...``), in folders of its own
+(``<paths.*>/<name>-<size>``), so studies never overwrite each other's data, models or
+metrics, and DVC's cache serves a study again without retraining. The report stage reads the
+same file (``report.study``) to print the published numbers beside ours.
+"""
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ganstudy.config import Params, _validate, read_yaml
+from ganstudy.errors import GanstudyError
+
+STUDIES_DIR = "studies"
+SIZES = ("tiny", "quick", "full")  # tests, 2 CPU cores in minutes, a GPU
+# A study run's folders: <top>/<name>-<size>/... (raw downloads stay shared: paths.raw).
+STUDY_FOLDERS = {
+    "processed": "data/processed",
+    "augmented": "data/augmented",
+    "reference": "data/reference",
+    "models": "models",
+    "metrics": "metrics",
+    "report": "report",
+}
+
+
+class Published(BaseModel):
+    """One number of the source, as printed there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    row: str  # what it measures, in our terms: a variant, an arm, an arm at a count
+    metric: str  # our metric name, e.g. accuracy, sensitivity_macro, fid
+    value: float
+    dataset: str  # the source's dataset, e.g. MNIST, Fashion-MNIST, 182 CT liver lesions
+    source: str  # paper / book and table or page
+    note: str = ""  # protocol differences that matter when comparing
+
+
+class Study(BaseModel):
+    """The schema of ``studies/<name>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: str
+    kind: Literal["augmentation", "classifier", "variants"]  # which report page it gets
+    description: str
+    baseline: str | None = None  # the variant or arm others are tested against
+    params: dict[str, Any] = {}  # dotted params.yaml keys -> values, every size
+    sizes: dict[str, dict[str, Any]]  # size -> dotted keys -> values, over ``params``
+    published: list[Published] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _all_sizes(self) -> "Study":
+        missing = [s for s in SIZES if s not in self.sizes]
+        if missing:
+            raise ValueError(f"sizes {missing} missing (every study has {list(SIZES)})")
+        return self
+
+
+def study_names(root: str | Path = ".") -> list[str]:
+    return sorted(p.stem for p in (Path(root) / STUDIES_DIR).glob("*.yaml"))
+
+
+def load_study(name: str, root: str | Path = ".") -> Study:
+    path = Path(root) / STUDIES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        valid = ", ".join(study_names(root)) or "none"
+        raise GanstudyError(f"unknown study {name!r} ({path} not found); valid: {valid}")
+    return _validate(Study, read_yaml(path), str(path))
+
+
+def overrides(name: str, size: str, root: str | Path = ".") -> dict[str, Any]:
+    """Every params.yaml key the study sets at ``size``, including its own folders."""
+    study = load_study(name, root)
+    if size not in study.sizes:
+        raise GanstudyError(f"study {name!r} has no size {size!r}; sizes: {list(study.sizes)}")
+    run = f"{name}-{size}"
+    folders = {f"paths.{key}": f"{top}/{run}" for key, top in STUDY_FOLDERS.items()}
+    return {**study.params, **study.sizes[size], "study.name": run, "report.study": name, **folders}
+
+
+def apply(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with dotted ``values`` set; the top-level section must exist."""
+    out = json.loads(json.dumps(params))  # a deep copy of plain YAML data
+    for dotted, value in values.items():
+        section, *middle, leaf = dotted.split(".") if "." in dotted else (dotted, "")
+        if section not in out or not leaf:
+            raise GanstudyError(f"{dotted!r}: not a key of a params.yaml section")
+        node = out[section]
+        for part in middle:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def resolved_params(name: str, size: str, root: str | Path = ".") -> Params:
+    """The validated params a study run will use (checked before DVC starts anything)."""
+    base = read_yaml(Path(root) / "params.yaml")
+    return _validate(Params, apply(base, overrides(name, size, root)), f"study {name} ({size})")
+
+
+def dvc_command(name: str, size: str, root: str | Path = ".") -> list[str]:
+    """``dvc exp run`` of the study at ``size`` in the workspace, as an experiment named
+    ``<name>-<size>``; each value is given as JSON, which DVC parses as YAML."""
+    resolved_params(name, size, root)  # fail here, with our message, not inside a stage
+    args = ["dvc", "exp", "run", "--name", f"{name}-{size}"]
+    for key, value in overrides(name, size, root).items():
+        args += ["-S", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def shell_line(args: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)

@@ -1,0 +1,91 @@
+"""Study files: every size of every study resolves to valid params; the dvc command they make."""
+
+import pytest
+import yaml
+
+from ganstudy.cli import main
+from ganstudy.errors import GanstudyError
+from ganstudy.study.studies import (
+    SIZES,
+    STUDY_FOLDERS,
+    apply,
+    dvc_command,
+    load_study,
+    overrides,
+    resolved_params,
+    study_names,
+)
+from tests.conftest import ROOT
+
+STUDIES = study_names(ROOT)
+
+
+def test_the_three_paper_tables_exist():
+    assert {"augmentation", "sgan", "variants"} <= set(STUDIES)
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_size_is_valid_params(name):
+    study = load_study(name, ROOT)
+    assert set(SIZES) <= set(study.sizes)
+    run = set()
+    for size in study.sizes:
+        params = resolved_params(name, size, ROOT)  # validates every section and cross-check
+        assert params.study.name == f"{name}-{size}"
+        assert params.report.study == name
+        assert params.paths.models == f"models/{name}-{size}"
+        run |= set(params.study.variants)
+    if study.kind != "augmentation":  # its rows name arms (classic, classic+synthetic)
+        assert {row.row for row in study.published} <= run  # what some size runs
+
+
+def test_tiny_sizes_stay_offline_and_small():
+    for name in STUDIES:
+        params = resolved_params(name, "tiny", ROOT)
+        assert params.download.dataset == "digits"
+        assert params.train.iterations <= 10 and len(params.study.seeds) >= 2
+
+
+def test_each_study_run_has_its_own_folders():
+    a, b = overrides("variants", "quick", ROOT), overrides("variants", "full", ROOT)
+    for key, top in STUDY_FOLDERS.items():
+        assert a[f"paths.{key}"] == f"{top}/variants-quick" != b[f"paths.{key}"]
+
+
+def test_dvc_command_sets_every_override_as_yaml():
+    args = dvc_command("variants", "tiny", ROOT)
+    assert args[:5] == ["dvc", "exp", "run", "--name", "variants-tiny"]
+    values = dict(a.split("=", 1) for a in args[6::2])
+    assert yaml.safe_load(values["study.seeds"]) == [0, 1]
+    assert yaml.safe_load(values["paths.report"]) == "report/variants-tiny"
+
+
+def test_apply_sets_dotted_keys_and_refuses_unknown_sections():
+    params = {"train": {"iterations": 5}, "variants": {"a": {"arch": "gan"}}}
+    out = apply(params, {"train.iterations": 7, "variants.a.train.batch_size": 3})
+    assert out == {
+        "train": {"iterations": 7},
+        "variants": {"a": {"arch": "gan", "train": {"batch_size": 3}}},
+    }
+    assert params["train"]["iterations"] == 5  # a copy
+    with pytest.raises(GanstudyError, match="not a key"):
+        apply(params, {"trian.iterations": 7})
+
+
+def test_unknown_study_and_size_are_one_clear_error(capsys):
+    with pytest.raises(GanstudyError, match="valid: augmentation"):
+        load_study("nope", ROOT)
+    with pytest.raises(GanstudyError, match="no size 'huge'"):
+        overrides("sgan", "huge", ROOT)
+
+
+def test_cli_lists_studies_and_prints_the_command(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    main(["studies"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in STUDIES)
+    main(["study", "run", "sgan", "--size", "tiny", "--dry-run"])
+    assert capsys.readouterr().out.startswith("dvc exp run --name sgan-tiny")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "run", "nope", "--dry-run"])
+    assert exit_info.value.code == 2
