@@ -58,12 +58,13 @@ def _presets(params_path: str) -> None:
 
     variants = load_params(params_path).variants
     print(f"variants defined in {params_path} (study.variants picks from them):")
+    width = max(16, *(len(name) for name in variants))
     for name, v in variants.items():
         extra = [f"{k} {val}" for k, val in v.train.items()]
         extra += [] if v.labelled is None else [f"{v.labelled} labels"]
         suffix = f" ({', '.join(extra)})" if extra else ""
         print(
-            f"  {name:16} {v.arch} + {v.game}, {v.optimizer.name} lr {v.optimizer.lr_g:g}{suffix}"
+            f"  {name:{width}} {v.arch} + {v.game}, {v.optimizer.name} lr {v.optimizer.lr_g:g}{suffix}"
         )
 
 
