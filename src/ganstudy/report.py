@@ -15,7 +15,7 @@ from ganstudy.metrics.evaluate import memorisation_path
 from ganstudy.plots import save_loss_curves
 from ganstudy.stats import format_ci, mean_ci
 from ganstudy.training.loop import HISTORY_NAME
-from ganstudy.training.run import SAMPLES_NAME
+from ganstudy.training.run import SAMPLES_NAME, read_per_class
 
 NOT_METRICS = {"seed", "step"}
 PER_CLASS = re.compile(r"_class\d+$")  # fid_domain_10k_test_class3
@@ -57,6 +57,17 @@ def _table(summary: pd.DataFrame, runs: pd.DataFrame) -> tuple[list[str], list[l
     return header, body
 
 
+def run_histories(run_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
+    """The run's loss history labelled by seed; a per-class run's one per class."""
+    info = read_per_class(run_dir)
+    if info is None:
+        return {f"seed {seed}": pd.read_csv(run_dir / HISTORY_NAME)}
+    return {
+        f"seed {seed}, class {k}": pd.read_csv(run_dir / folder / HISTORY_NAME)
+        for k, folder in zip(info["classes"], info["folders"], strict=True)
+    }
+
+
 def _markdown_table(header: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
@@ -91,8 +102,9 @@ def build_report(
         figures: list[tuple[str, str]] = []  # (caption, relative path)
         for variant in study.variants:
             histories = {
-                f"seed {s}": pd.read_csv(models_dir / variant / str(s) / HISTORY_NAME)
+                label: history
                 for s in study.seeds
+                for label, history in run_histories(models_dir / variant / str(s), s).items()
             }
             rel = f"figures/{variant}_loss.png"
             save_loss_curves(histories, tmp / rel, f"{variant}: losses")

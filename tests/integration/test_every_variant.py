@@ -73,3 +73,33 @@ def test_variant_trains_and_evaluates_from_params_alone(prepared, name):
     fid = record["fid_domain_120_test"]
     assert fid == fid and fid >= 0  # a number, not NaN
     assert (run / "samples.png").is_file() and out.with_name("0_memorisation.png").is_file()
+
+
+def test_a_per_class_variant_trains_evaluates_and_reports_through_the_stages(prepared, tmp_path):
+    """``per_class: true`` (Frid-Adar et al. 2018: one DCGAN per class): a model per class of
+    the 10 digits, sampled evenly by evaluate (so per-class FID is scored), and the report."""
+    work, processed = prepared((28, 10))
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["study"].update(variants=["dcgan-perclass"], seeds=[0])
+    params["variants"]["dcgan-perclass"] = {**VARIANTS["dcgan"], "train": {}, "per_class": True}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    p = ["--params", str(tmp_path / "params.yaml")]
+    run, out = tmp_path / "models" / "dcgan-perclass" / "0", tmp_path / "metrics" / "dcgan-perclass"
+    stage("train")(
+        ["--variant", "dcgan-perclass", "--seed", "0", "--data", str(work / "augmented")]
+        + ["--out", str(run), *p]
+    )
+    stage("evaluate")(
+        ["--run", str(run), "--reference", str(work / "ref"), "--out", str(out / "0.json")]
+        + ["--processed", str(processed), *p]
+    )
+    record = json.loads((out / "0.json").read_text())
+    assert record["step"] == 4 and record["seed"] == 0
+    assert sorted(f.name for f in run.glob("class_*")) == [f"class_{k}" for k in range(10)]
+    assert {f"fid_domain_120_test_class{k}" for k in range(10)} <= set(record)
+    stage("report")(
+        ["--metrics", str(tmp_path / "metrics"), "--models", str(tmp_path / "models")]
+        + ["--reference-metrics", str(work / "ref.json"), "--out", str(tmp_path / "report"), *p]
+    )
+    assert (tmp_path / "report" / "figures" / "dcgan-perclass_loss.png").is_file()
+    assert "dcgan-perclass" in (tmp_path / "report" / "index.md").read_text()

@@ -15,7 +15,7 @@ from ganstudy.models import ImageSpec, build_gan, is_conditional, make_fakes, tr
 from ganstudy.tracking import start_run
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ganstudy.training.loop import resolve_device
-from ganstudy.training.run import RUN_FILE, run_name
+from ganstudy.training.run import RUN_FILE, read_per_class, run_name
 
 
 @torch.no_grad()
@@ -30,7 +30,11 @@ def generate(
     and the run's checkpoint state. An image-to-image generator translates ``n`` images drawn
     from ``source`` ((M, C, H, W) images in [-1, 1], (M,) domains), e.g. the training split,
     into the other domain. ``state["sample_labels"]``: the (N,) classes a conditional G(z, y)
-    was asked for (balanced), else None."""
+    was asked for (balanced), else None. A per-class run (``per_class.json``) samples its
+    classes evenly, each image from its class's generator (see ``_generate_per_class``)."""
+    info = read_per_class(run_dir)
+    if info is not None:
+        return _generate_per_class(Path(run_dir), info, n, batch_size, device)
     state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     G, _ = build_gan(state["arch"], ImageSpec(*state["image"]), state["arch_args"])
     G.load_state_dict(state[state.get("G_eval", "G")])
@@ -54,6 +58,35 @@ def generate(
     # Translations keep their source's content, not a class of their own: no per-class labels.
     state["sample_labels"] = labels if is_conditional(G) and not translates(G) else None
     return torch.cat(chunks), state
+
+
+@torch.no_grad()
+def _generate_per_class(
+    run_dir: Path, info: dict, n: int, batch_size: int, device: torch.device
+) -> tuple[torch.Tensor, dict]:
+    """``generate`` for a per-class run (Frid-Adar et al. 2018: one generator per class): n // K
+    or one more images of each of the K classes, in a seeded order, image i made by the final
+    generator of class ``labels[i]`` from latent code ``z[i]`` (both drawn with the run's seed).
+    The state is class 0's checkpoint with the run's resolved config (``config.json``: the run's
+    seed, not the class's) and ``sample_labels``, so per-class FID scores each generator."""
+    config_file = run_dir / "config.json"
+    if not config_file.is_file():
+        raise GanstudyError(f"{config_file}: missing; the train stage did not finish")
+    first = load_checkpoint(run_dir / info["folders"][0] / CHECKPOINT_NAME)
+    gen = torch.Generator().manual_seed(info["seed"] + 20_000)  # disjoint from training
+    classes = torch.as_tensor(info["classes"])  # (K,)
+    labels = classes[(torch.arange(n) % len(classes))[torch.randperm(n, generator=gen)]]  # (n,)
+    z = torch.randn(n, first["z_dim"], generator=gen)  # (n, z_dim)
+    channels, size, _ = first["image"]
+    images = torch.empty(n, channels, size, size)  # (n, C, H, W)
+    for k, folder in zip(info["classes"], info["folders"], strict=True):
+        state = load_checkpoint(run_dir / folder / CHECKPOINT_NAME)  # one class in memory at once
+        G, _ = build_gan(state["arch"], ImageSpec(*state["image"]), state["arch_args"])
+        G.load_state_dict(state[state.get("G_eval", "G")])
+        G = G.to(device).eval()
+        for part in (labels == k).nonzero().squeeze(1).split(batch_size):  # (<= batch_size,)
+            images[part] = make_fakes(G, z[part].to(device), None).cpu()
+    return images, {**first, "config": read_json(config_file), "sample_labels": labels}
 
 
 def score(

@@ -1,22 +1,48 @@
-"""The train stage: one variant x seed, from a data folder to a self-describing run folder."""
+"""The train stage: one variant x seed, from a data folder to a self-describing run folder.
 
+A ``per_class`` variant (Frid-Adar et al. 2018: one DCGAN per liver-lesion class) trains one
+independent unconditional model per class on that class's images alone; each class's run folder
+is ``class_<k>/`` inside the run folder, and ``per_class.json`` marks the folder as per-class.
+"""
+
+import hashlib
+import math
 import shutil
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import torch
 
-from ganstudy.config import PARAMS_FILE, load_section, load_variant
+from ganstudy.config import PARAMS_FILE, TrainConfig, VariantConfig, load_section, load_variant
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
+from ganstudy.errors import GanstudyError
 from ganstudy.io import copy_into, read_json, write_json
-from ganstudy.models import ImageSpec
+from ganstudy.losses import build_game
+from ganstudy.models import (
+    ARCHITECTURES,
+    ImageSpec,
+    build_gan,
+    has_classifier,
+    is_conditional,
+    make_fakes,
+    translates,
+)
 from ganstudy.plots import save_grid, save_loss_curves
-from ganstudy.tracking import start_run
-from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, resume_key
+from ganstudy.tracking import Run, start_run
+from ganstudy.training.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    resume_key,
+    tensor_digest,
+)
 from ganstudy.training.loop import resolved_config, train_gan
 
 RUN_FILE = "run.json"  # links the run folder to its MLflow run
 SAMPLES_NAME = "samples.png"
 LOSS_PLOT_NAME = "loss.png"
+PER_CLASS_FILE = "per_class.json"  # marks a per-class run folder: classes, names, subfolders
+MAX_CLASSES = 1000  # class seeds seed * 1000 + k stay distinct across seeds and classes
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -43,6 +69,10 @@ def train_variant(
     images = to_model_range(x)  # (N, C, H, W) in [-1, 1]
     labels = torch.as_tensor(y, dtype=torch.long)  # (N,); used by conditional architectures only
     image = ImageSpec(images.shape[1], images.shape[2], len(manifest["classes"]))
+    if variant.per_class:
+        return _train_per_class(
+            variant_name, variant, seed, manifest, images, labels, image, out_dir, params_path
+        )
     resolved = resolved_config(variant, cfg, seed, image, images, labels)
     key = resume_key(resolved)
 
@@ -95,3 +125,188 @@ def train_variant(
         run.log_artifact(out_dir / SAMPLES_NAME)
         run.log_generator(result.G)
     return out_dir
+
+
+# Per-class runs (``VariantConfig.per_class``).
+
+
+def class_folder(k: int) -> str:
+    """The run folder of class ``k`` (an index of the manifest's classes), inside the run's."""
+    return f"class_{k}"
+
+
+def class_seed(seed: int, k: int) -> int:
+    """Class ``k``'s training seed in a per-class run of ``seed``: ``seed * 1000 + k``, distinct
+    for every (seed, class) pair while there are at most 1000 classes."""
+    return seed * MAX_CLASSES + k
+
+
+def read_per_class(run_dir: str | Path) -> dict[str, Any] | None:
+    """A per-class run folder's ``per_class.json`` (seed, classes, names, folders, class seeds,
+    training images per class); None for a run folder of one model."""
+    path = Path(run_dir) / PER_CLASS_FILE
+    return read_json(path) if path.is_file() else None
+
+
+def check_per_class(variant_name: str, variant: VariantConfig, image: ImageSpec) -> None:
+    """One clear error, before any training, for a variant that cannot train per class: one
+    class's data carry no labels to condition on, translate between, or semi-supervise with."""
+    game = build_game(variant.game, variant.game_args)
+    why = None
+    if ARCHITECTURES.get(variant.arch).uses_labels:  # known without building (any image size)
+        why = f"architecture {variant.arch!r} trains on labels"
+    elif game.needs_labelled_batch:
+        why = f"game {variant.game!r} needs labelled batches"
+    else:  # the networks' capabilities, for an architecture that does not declare them
+        G, D = build_gan(variant.arch, image, variant.arch_args)
+        if translates(G):
+            why = f"architecture {variant.arch!r} translates between domains"
+        elif is_conditional(G) or is_conditional(D) or has_classifier(D):
+            why = f"architecture {variant.arch!r} is conditional"
+    if why is not None:
+        raise GanstudyError(
+            f"variant {variant_name!r}: per_class trains one unconditional model per class, "
+            f"but {why}"
+        )
+
+
+def _train_per_class(
+    variant_name: str,
+    variant: VariantConfig,
+    seed: int,
+    manifest: dict[str, Any],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    image: ImageSpec,
+    out_dir: Path,
+    params_path: str | Path,
+) -> Path:
+    """``train_variant`` for a per-class variant: class k's model is ``train_gan`` on the
+    images of class k alone with seed ``class_seed(seed, k)``, in ``out_dir/class_<k>/``, each
+    resuming from its own checkpoint. One MLflow run; class k's scalars as ``class<k>/...``."""
+    study = load_section("study", params_path)
+    cfg = load_section("train", params_path)
+    tracking = load_section("tracking", params_path)
+    check_per_class(variant_name, variant, image)
+    names = list(manifest["classes"])
+    if len(names) > MAX_CLASSES:
+        raise GanstudyError(f"per_class: {len(names)} classes; at most {MAX_CLASSES}")
+    subsets = [images[labels == k] for k in range(len(names))]  # (N_k, C, H, W) each
+    empty = [k for k, x in enumerate(subsets) if len(x) == 0]
+    if empty:
+        raise GanstudyError(f"per_class: classes {empty} have no training images")
+    classes = [
+        {
+            "class": k,
+            "name": names[k],
+            "folder": class_folder(k),
+            "seed": class_seed(seed, k),
+            "n_train": len(x),
+            "resume_key": resume_key(resolved_config(variant, cfg, class_seed(seed, k), image, x)),
+        }
+        for k, x in enumerate(subsets)
+    ]
+    resolved = {
+        **resolved_config(variant, cfg, seed, image, images),
+        "label_digest": tensor_digest(labels),  # the split into classes is part of the run
+        "per_class": classes,
+    }
+    key = hashlib.sha256("".join(c["resume_key"] for c in classes).encode()).hexdigest()[:16]
+
+    # Resume the MLflow run when every class's config, data and code are unchanged; a class
+    # without a checkpoint of its own config restarts in a clean folder.
+    previous = None
+    run_file = out_dir / RUN_FILE
+    if run_file.is_file() and read_json(run_file).get("resume_key") == key:
+        previous = read_json(run_file).get("run_id")
+    if previous is None:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    for c in classes:
+        ckpt = out_dir / c["folder"] / CHECKPOINT_NAME
+        if not (ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == c["resume_key"]):
+            shutil.rmtree(out_dir / c["folder"], ignore_errors=True)
+    info = {
+        "seed": seed,
+        "classes": [c["class"] for c in classes],
+        "names": [c["name"] for c in classes],
+        "folders": [c["folder"] for c in classes],
+        "class_seeds": [c["seed"] for c in classes],
+        "n_train": [c["n_train"] for c in classes],
+    }
+    write_json(out_dir / PER_CLASS_FILE, info)
+
+    tags = {
+        "variant": variant_name,
+        "seed": str(seed),
+        "dataset": manifest["dataset"],
+        "arch": variant.arch,
+        "game": variant.game,
+        "study": study.name,
+        "per_class": "true",
+    }
+    with start_run(tracking, study.name, run_name(variant_name, seed), tags, previous) as run:
+        per_class = {  # one MLflow param per class and field, not one long string
+            f"class{c['class']}": {f: c[f] for f in ("name", "seed", "n_train")} for c in classes
+        }
+        dataset = manifest["dataset"]
+        run.log_params(
+            {**resolved, "per_class": per_class, "dataset": dataset, "n_train": len(images)}
+        )
+        write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": key})
+        generators, histories, rows = [], {}, []
+        for c, x in zip(classes, subsets, strict=True):
+            G, history = _train_class(run, c, x, image, variant_name, variant, cfg, out_dir)
+            generators.append(G)
+            histories[f"class {c['class']} ({c['name']})"] = history
+            rows.append(_grid_row(G, variant.train_config(cfg).grid_size, seed))
+
+        # Export the pictures (a row of samples per class, the same z in every row), the
+        # config and the generators.
+        width = len(rows[0])
+        save_grid(torch.cat(rows), out_dir / SAMPLES_NAME, nrow=width)
+        save_loss_curves(histories, out_dir / LOSS_PLOT_NAME, run_name(variant_name, seed))
+        write_json(out_dir / "config.json", resolved)
+        run.log_artifact(out_dir / LOSS_PLOT_NAME)
+        run.log_artifact(out_dir / SAMPLES_NAME)
+        run.log_artifact(out_dir / PER_CLASS_FILE)
+        for c, G in zip(classes, generators, strict=True):
+            run.log_generator(G, name=f"generator_class{c['class']}")
+    return out_dir
+
+
+def _train_class(
+    run: Run,
+    c: dict[str, Any],
+    images: torch.Tensor,
+    image: ImageSpec,
+    variant_name: str,
+    variant: VariantConfig,
+    cfg: TrainConfig,
+    out_dir: Path,
+) -> tuple[torch.nn.Module, pd.DataFrame]:
+    """Train (or resume, or find finished) class ``c``'s model on its ``images`` (N_k, C, H, W);
+    its final generator (eval mode) and history."""
+    k, folder = c["class"], out_dir / c["folder"]
+
+    def on_samples(step: int, samples: torch.Tensor) -> None:
+        path = save_grid(samples, folder / "samples" / f"step_{step:06d}.png")
+        run.log_artifact(path, f"class{k}/samples")
+
+    def sink(step: int, stats: dict[str, float]) -> None:
+        run.log_metrics({f"class{k}/{name}": v for name, v in stats.items()}, step)
+
+    result = train_gan(
+        images, image, variant_name, variant, cfg, c["seed"], folder, sink, on_samples
+    )
+    copy_into(folder / "samples" / f"step_{result.step:06d}.png", folder / SAMPLES_NAME)
+    return result.G, result.history
+
+
+@torch.no_grad()
+def _grid_row(G: torch.nn.Module, grid_size: int, seed: int) -> torch.Tensor:
+    """A class's row of the run's sample grid: as many images as a side of a ``grid_size``
+    grid, from latent codes drawn with the run's seed (the same codes for every class)."""
+    width = math.ceil(math.sqrt(grid_size))
+    z = torch.randn(width, G.z_dim, generator=torch.Generator().manual_seed(seed + 10_000))
+    device = next(G.parameters()).device
+    return make_fakes(G.eval(), z.to(device), None).cpu()  # (width, C, H, W)
