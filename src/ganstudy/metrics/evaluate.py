@@ -9,6 +9,7 @@ from ganstudy.config import EvaluateConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_json, write_json
 from ganstudy.metrics.backbones import load_backbone
+from ganstudy.metrics.head import head_accuracy
 from ganstudy.metrics.reference import BACKBONE, load_reference
 from ganstudy.metrics.registry import compute_all
 from ganstudy.models import ImageSpec, build_gan, is_conditional, make_fakes, translates
@@ -119,6 +120,14 @@ def score(
     return compute_all(feats, probs, reference, cfg, classes), feats
 
 
+def _split(processed_dir: str | Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A processed split as (N, C, H, W) images in [-1, 1] and (N,) int64 labels."""
+    from ganstudy.data.arrays import load_split, to_model_range
+
+    x, y = load_split(processed_dir, name)
+    return to_model_range(x), torch.as_tensor(y, dtype=torch.long)
+
+
 def memorisation_path(out_path: str | Path) -> Path:
     """``metrics/<variant>/<seed>.json`` -> ``metrics/<variant>/<seed>_memorisation.png``."""
     out_path = Path(out_path)
@@ -163,15 +172,15 @@ def evaluate_run(
 ) -> dict[str, float]:
     """Write the run's metrics JSON and log the same values to its MLflow run; with the
     processed data folder, also ``<seed>_memorisation.png`` beside the JSON."""
-    from ganstudy.data.arrays import load_split, to_model_range
-
     device = resolve_device(cfg.device)
-    train = None  # (M, C, H, W) in [-1, 1] and (M,) labels: translation sources, memorisation
-    if processed_dir is not None:
-        x, y = load_split(processed_dir, "train")
-        train = to_model_range(x), torch.as_tensor(y, dtype=torch.long)
+    # (M, C, H, W) in [-1, 1] and (M,) labels: translation sources, memorisation
+    train = None if processed_dir is None else _split(processed_dir, "train")
     images, state = generate(run_dir, cfg.num_samples, cfg.batch_size, device, train)
     metrics, feats = score(images, reference_dir, cfg, device, state["sample_labels"])
+    if processed_dir is not None:  # D's class head on the test split (book §7.2.8 / §7.3)
+        accuracy = head_accuracy(run_dir, *_split(processed_dir, "test"), device, cfg.batch_size)
+        if accuracy is not None:
+            metrics["head_accuracy_test"] = accuracy
     if train is not None:
         domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
         save_memorisation_figure(

@@ -11,8 +11,7 @@ import torch
 from ganstudy.models import ImageSpec, build_gan, has_classifier, is_conditional
 from ganstudy.models.sgan import classifier_accuracy
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-
-PER_CLASS_FILE = "per_class.json"  # marks a per-class run (class_<k>/ folders); = training.run's
+from ganstudy.training.run import PER_CLASS_FILE
 
 
 def head_accuracy(
