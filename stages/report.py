@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.out,
         load_section("report", args.params),
         load_section("study", args.params),
+        load_section("tracking", args.params),
     )
 
 

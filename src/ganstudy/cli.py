@@ -63,9 +63,8 @@ def _presets(params_path: str) -> None:
         extra = [f"{k} {val}" for k, val in v.train.items()]
         extra += [] if v.labelled is None else [f"{v.labelled} labels"]
         suffix = f" ({', '.join(extra)})" if extra else ""
-        print(
-            f"  {name:{width}} {v.arch} + {v.game}, {v.optimizer.name} lr {v.optimizer.lr_g:g}{suffix}"
-        )
+        what = f"{v.arch} + {v.game}, {v.optimizer.name} lr {v.optimizer.lr_g:g}"
+        print(f"  {name:{width}} {what}{suffix}")
 
 
 def _datasets(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganstudy.config import ReportConfig, StudyConfig
+from ganstudy.config import ReportConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, copy_into, read_json, write_text
 from ganstudy.metrics.evaluate import memorisation_path
@@ -88,16 +88,29 @@ def build_report(
     out_dir: str | Path,
     cfg: ReportConfig,
     study: StudyConfig,
+    tracking: TrackingConfig | None = None,
 ) -> Path:
-    """Write ``index.md``, ``index.html``, ``runs.csv``, ``summary.csv`` and figures."""
+    """Write ``index.md``, ``index.html``, ``runs.csv``, ``summary.csv`` and figures; with
+    ``cfg.study``, the study file's section (its tables, tests and published numbers) first."""
+    from ganstudy.study.pages import study_section
+    from ganstudy.study.provenance import provenance
+    from ganstudy.study.studies import load_study
+
     metrics_dir, models_dir = Path(metrics_dir), Path(models_dir)
+    study_file = load_study(cfg.study) if cfg.study else None  # fails before any work
     runs = collect_runs(metrics_dir, study)
     summary = summarize(runs, cfg.confidence)
     reference = read_json(reference_metrics)
     header, body = _table(summary, runs)
     ref_rows = [[k, f"{v:.4g}"] for k, v in reference.items()]
+    made_by = [list(row) for row in provenance(study, cfg.study, models_dir, tracking)]
 
     with atomic_dir(out_dir) as tmp:
+        section = None
+        if study_file is not None:
+            section = study_section(study_file, runs, metrics_dir, tmp, cfg.confidence)
+            for name, table in section.tables.items():
+                table.to_csv(tmp / f"{name}.csv", index=False)
         # Figures: loss curves per variant (seeds overlaid) and a sample grid per run.
         figures: list[tuple[str, str]] = []  # (caption, relative path)
         for variant in study.variants:
@@ -133,12 +146,16 @@ def build_report(
             "All metrics use the domain classifier's feature space (see reference below); "
             "metric names give backbone, sample count and reference split."
         )
-        md = [
-            f"# {title}",
-            "",
+        md = [f"# {title}", ""]
+        md += [] if section is None else [section.markdown, "", "## Every metric", ""]
+        md += [
             note,
             "",
             _markdown_table(header, body),
+            "",
+            "## How this report was made",
+            "",
+            _markdown_table(["what", "value"], made_by),
             "",
             "## Reference (real data)",
             "",
@@ -156,7 +173,9 @@ def build_report(
         page = (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(note)}</p>{_html_table(header, body)}"
+            + ("" if section is None else section.inline_html(tmp) + "<h2>Every metric</h2>")
+            + f"<p>{html.escape(note)}</p>{_html_table(header, body)}"
+            f"<h2>How this report was made</h2>{_html_table(['what', 'value'], made_by)}"
             f"<h2>Reference (real data)</h2>{_html_table(['metric', 'value'], ref_rows)}"
             f"<h2>Figures</h2>{imgs}</body></html>"
         )

@@ -140,3 +140,13 @@ def _run_exists(run_id: str, experiment_id: str) -> bool:
 
 def _short(err: Exception) -> str:
     return str(err).strip().splitlines()[0][:300]
+
+
+def experiment_id(cfg: TrackingConfig, study: str, root: str | Path = ".") -> str | None:
+    """The study's MLflow experiment id; None when it does not exist or the store is down."""
+    try:
+        mlflow.set_tracking_uri(tracking_uri(cfg, root))
+        experiment = mlflow.get_experiment_by_name(experiment_name(cfg, study))
+    except (MlflowException, OSError):
+        return None
+    return None if experiment is None else experiment.experiment_id

@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ganstudy.config import Params, _validate, read_yaml
@@ -98,18 +99,60 @@ def apply(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def committed_params(root: str | Path = ".") -> dict[str, Any]:
+    """params.yaml as last committed (git HEAD): what every study run starts from, so values
+    a previous study left in the workspace do not leak into the next one; the workspace file
+    when there is no commit to read."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True, text=True
+        )
+    except OSError:
+        out = None
+    if out is None or out.returncode != 0:
+        return read_yaml(Path(root) / "params.yaml")
+    data = yaml.safe_load(out.stdout)
+    if not isinstance(data, dict):
+        raise GanstudyError("params.yaml at git HEAD is not a mapping of sections")
+    return data
+
+
+def target_params(name: str, size: str, root: str | Path = ".") -> dict[str, Any]:
+    """The committed params with the study's values at ``size``."""
+    return apply(committed_params(root), overrides(name, size, root))
+
+
 def resolved_params(name: str, size: str, root: str | Path = ".") -> Params:
     """The validated params a study run will use (checked before DVC starts anything)."""
-    base = read_yaml(Path(root) / "params.yaml")
-    return _validate(Params, apply(base, overrides(name, size, root)), f"study {name} ({size})")
+    return _validate(Params, target_params(name, size, root), f"study {name} ({size})")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> dotted keys; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def dvc_command(name: str, size: str, root: str | Path = ".") -> list[str]:
     """``dvc exp run`` of the study at ``size`` in the workspace, as an experiment named
-    ``<name>-<size>``; each value is given as JSON, which DVC parses as YAML."""
+    ``<name>-<size>``: the study's values, then every workspace value that differs from the
+    committed params (left by an earlier study), set back. Values are JSON, which DVC parses
+    as YAML."""
     resolved_params(name, size, root)  # fail here, with our message, not inside a stage
+    values = overrides(name, size, root)
+    workspace = flatten(read_yaml(Path(root) / "params.yaml"))
+    for key, value in flatten(target_params(name, size, root)).items():
+        if key not in values and workspace.get(key, value) != value:
+            values[key] = value
     args = ["dvc", "exp", "run", "--name", f"{name}-{size}"]
-    for key, value in overrides(name, size, root).items():
+    for key, value in values.items():
         args += ["-S", f"{key}={json.dumps(value)}"]
     return args
 
