@@ -11,7 +11,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 
-.PHONY: all setup repro test lint flow mlflow-ui prefect-server prefect-worker deploy lock
+.PHONY: all setup repro test test-studies lint flow mlflow-ui prefect-server prefect-worker deploy lock
 all: setup repro
 
 setup: $(VENV)/.installed
@@ -24,6 +24,9 @@ repro: setup            ## run (or bring up to date) the default study
 
 test: setup             ## the test suite (offline, a few minutes on 2 cores)
 	python -m pytest
+
+test-studies: setup     ## each paper-table study at its tiny size through dvc (about 6 minutes)
+	python -m pytest -m slow
 
 lint: setup
 	ruff check src stages pipelines tests

@@ -120,23 +120,59 @@ def _studies(args: argparse.Namespace) -> None:
         print(f"  {name:14} {study.title} [sizes: {', '.join(study.sizes)}]")
 
 
-def _study_run(args: argparse.Namespace) -> None:
+def _run(command: list[str]) -> None:
     import subprocess
 
-    from ganstudy.study.studies import dvc_command, shell_line
+    from ganstudy.study.studies import shell_line
 
-    command = dvc_command(args.name, args.size) + list(args.dvc_args)
+    status = subprocess.run(command).returncode
+    if status != 0:
+        raise GanstudyError(f"`{shell_line(command)}` exited with status {status}")
+
+
+def _study_run(args: argparse.Namespace) -> None:
+    from ganstudy.study.studies import (
+        STUDY_FOLDERS,
+        dvc_command,
+        dvc_experiments,
+        latest_experiment,
+        shell_line,
+    )
+
+    taken = set() if args.dry_run else dvc_experiments()
+    previous = None if args.fresh else latest_experiment(args.name, args.size, taken)
+    if previous is not None:  # its outputs come back from DVC's cache: nothing retrains
+        _run(["dvc", "exp", "apply", previous])
+    command = dvc_command(args.name, args.size, taken=taken) + list(args.dvc_args)
     print(shell_line(command), flush=True)
     if args.dry_run:
         return
-    status = subprocess.run(command).returncode
-    if status != 0:
-        raise GanstudyError(f"study {args.name} ({args.size}): dvc exited with status {status}")
+    _run(command)
     print(
-        f"study {args.name} ({args.size}) done: report/{args.name}-{args.size}/index.html; "
+        f"study {args.name} ({args.size}) done: "
+        f"{STUDY_FOLDERS['report']}/{args.name}-{args.size}/index.html; "
         "params.yaml now holds its values (`dvc exp show` compares; `git checkout params.yaml` "
         "returns to the default study)"
     )
+
+
+def _study_report(args: argparse.Namespace) -> None:
+    """Rebuild a study's page from its metrics and models on disk: no training, no DVC."""
+    from ganstudy.report import build_report
+    from ganstudy.study.studies import resolved_params
+
+    params = resolved_params(args.name, args.size)
+    paths, dataset = params.paths, params.download.dataset
+    out = build_report(
+        paths.metrics,
+        paths.models,
+        f"{paths.reference}/{dataset}.json",
+        paths.report,
+        params.report,
+        params.study,
+        params.tracking,
+    )
+    print(f"{out}/index.html")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,8 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a name from `ganstudy studies`")
     p.add_argument("--size", default="quick", help="tiny | quick (2 CPU cores) | full (a GPU)")
     p.add_argument("--dry-run", action="store_true", help="print the dvc command only")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="do not first restore this study's last DVC experiment (dvc exp apply)",
+    )
     p.add_argument("dvc_args", nargs="*", help="more `dvc exp run` arguments, after --")
     p.set_defaults(func=_study_run)
+    p = actions.add_parser("report", help="rebuild a study's page from its results on disk")
+    p.add_argument("name", help="a name from `ganstudy studies`")
+    p.add_argument("--size", default="quick")
+    p.set_defaults(func=_study_report)
     p = sub.add_parser("check", help="validate params.yaml (names, types, ranges)")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_check)

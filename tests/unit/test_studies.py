@@ -10,6 +10,7 @@ from ganstudy.study.studies import (
     STUDY_FOLDERS,
     apply,
     dvc_command,
+    experiment_name,
     load_study,
     overrides,
     resolved_params,
@@ -58,6 +59,13 @@ def test_dvc_command_sets_every_override_as_yaml():
     values = dict(a.split("=", 1) for a in args[6::2])
     assert yaml.safe_load(values["study.seeds"]) == [0, 1]
     assert yaml.safe_load(values["paths.report"]) == "report/variants-tiny"
+
+
+def test_experiment_names_never_collide():
+    assert experiment_name("sgan", "quick", set()) == "sgan-quick"
+    assert experiment_name("sgan", "quick", {"sgan-quick", "sgan-quick-2"}) == "sgan-quick-3"
+    args = dvc_command("sgan", "tiny", ROOT, taken={"sgan-tiny"})
+    assert args[4] == "sgan-tiny-2"
 
 
 def test_apply_sets_dotted_keys_and_refuses_unknown_sections():

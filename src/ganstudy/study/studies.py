@@ -140,18 +140,50 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def dvc_command(name: str, size: str, root: str | Path = ".") -> list[str]:
+def experiment_name(name: str, size: str, taken: set[str]) -> str:
+    """``<name>-<size>``, or with ``-2``, ``-3``... when DVC already holds that experiment
+    for this commit (DVC refuses to reuse a name)."""
+    base = f"{name}-{size}"
+    n = 1
+    while (candidate := base if n == 1 else f"{base}-{n}") in taken:
+        n += 1
+    return candidate
+
+
+def latest_experiment(name: str, size: str, taken: set[str]) -> str | None:
+    """The newest ``<name>-<size>[-n]`` experiment DVC holds for this commit, if any."""
+    base = f"{name}-{size}"
+    runs = [base] if base in taken else []
+    runs += sorted(
+        (t for t in taken if t.startswith(f"{base}-") and t[len(base) + 1 :].isdigit()),
+        key=lambda t: int(t[len(base) + 1 :]),
+    )
+    return runs[-1] if runs else None
+
+
+def dvc_experiments(root: str | Path = ".") -> set[str]:
+    """Names of the DVC experiments of the current commit (none when DVC cannot say)."""
+    import subprocess
+
+    cmd = ["dvc", "exp", "list", "--name-only"]
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    return set(out.stdout.split()) if out.returncode == 0 else set()
+
+
+def dvc_command(
+    name: str, size: str, root: str | Path = ".", taken: set[str] = frozenset()
+) -> list[str]:
     """``dvc exp run`` of the study at ``size`` in the workspace, as an experiment named
-    ``<name>-<size>``: the study's values, then every workspace value that differs from the
-    committed params (left by an earlier study), set back. Values are JSON, which DVC parses
-    as YAML."""
+    ``<name>-<size>`` (see ``experiment_name``): the study's values, then every workspace
+    value that differs from the committed params (left by an earlier study), set back.
+    Values are JSON, which DVC parses as YAML."""
     resolved_params(name, size, root)  # fail here, with our message, not inside a stage
     values = overrides(name, size, root)
     workspace = flatten(read_yaml(Path(root) / "params.yaml"))
     for key, value in flatten(target_params(name, size, root)).items():
         if key not in values and workspace.get(key, value) != value:
             values[key] = value
-    args = ["dvc", "exp", "run", "--name", f"{name}-{size}"]
+    args = ["dvc", "exp", "run", "--name", experiment_name(name, size, set(taken))]
     for key, value in values.items():
         args += ["-S", f"{key}={json.dumps(value)}"]
     return args

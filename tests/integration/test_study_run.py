@@ -1,0 +1,107 @@
+"""Each paper-table study at its tiny size, the way a user runs it: `ganstudy study run`
+(dvc exp run) in a throw-away copy of the project, one after another in the same workspace."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.test_dvc_prefect import ENV, dvc, sh
+
+STUDIES = ("augmentation", "sgan", "variants")
+pytestmark = pytest.mark.slow  # ~45 dvc stages: `make test-studies`, run by CI after `make test`
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """This project's code, studies and real params.yaml as a fresh git + DVC repository."""
+    proj = tmp_path_factory.mktemp("studies")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for folder in ("stages", "src", "pipelines", "studies"):
+        shutil.copytree(ROOT / folder, proj / folder, ignore=ignore)
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, proj / name)
+    sh("git", "init", "-q", cwd=proj)
+    dvc("init", "-q", cwd=proj)
+    dvc("config", "core.analytics", "false", cwd=proj)
+    sh("git", "add", "-A", cwd=proj)
+    sh("git", "commit", "-qm", "init", cwd=proj)
+    return proj
+
+
+def study_run(project: Path, name: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "ganstudy.cli", "study", "run", name, "--size", "tiny"]
+    return subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def pages(project: Path) -> dict[str, str]:
+    """Run the three studies in order; each one's report page (Markdown)."""
+    out = {}
+    for name in STUDIES:
+        result = study_run(project, name)
+        assert result.returncode == 0, f"{name}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        out[name] = (project / "report" / f"{name}-tiny" / "index.md").read_text()
+    return out
+
+
+def test_augmentation_page_has_arms_curve_tests_and_paper(pages, project):
+    page = pages["augmentation"]
+    assert "real only" in page and "classic +24" in page
+    assert "dcgan-perclass" in page and "acgan" in page
+    assert "0.786" in page and "Frid-Adar" in page  # the published number, beside ours
+    report = project / "report" / "augmentation-tiny"
+    assert (report / "figures" / "augmentation_curve.png").is_file()
+    record = json.loads((project / "metrics/augmentation-tiny/downstream/acgan/1.json").read_text())
+    assert record["n_classic_base"] == 24 and set(record["results"]) == {"0", "12", "24"}
+    assert "ganstudy study run augmentation --size tiny" in page  # how it was made
+
+
+def test_sgan_page_compares_with_the_supervised_baseline(pages, project):
+    page = pages["sgan"]
+    assert "head_accuracy_test" in page or "accuracy" in page
+    assert "sgan-supervised" in page and "0.89" in page
+    metrics = json.loads((project / "metrics/sgan-tiny/sgan/0.json").read_text())
+    assert 0.0 <= metrics["head_accuracy_test"] <= 1.0
+
+
+def test_variants_page_ranks_games_against_ns_gan(pages):
+    page = pages["variants"]
+    assert "dcgan" in page and "wgan-gp" in page
+    assert "Kendall" in page and "26.5" in page  # rank stability; Lucic's NS GAN FID
+
+
+def test_studies_do_not_leak_into_each_other(pages, project):
+    """The variants study ran after the augmentation study had set downstream seeds and
+    classes in params.yaml: none of that may remain."""
+    assert not (project / "metrics" / "variants-tiny" / "downstream").exists()
+    assert json.loads(dvc("status", "--json", cwd=project)) == {}
+
+
+def test_a_study_comes_back_without_retraining(pages, project):
+    """Running the first study again after the others restores its DVC experiment (outputs
+    from the cache) and finds nothing to run; `ganstudy study report` rebuilds its page from
+    the results on disk alone."""
+    result = study_run(project, "augmentation")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Running stage" not in result.stdout + result.stderr
+    report = project / "report" / "augmentation-tiny"
+    shutil.rmtree(report)
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganstudy.cli",
+        "study",
+        "report",
+        "augmentation",
+        "--size",
+        "tiny",
+    ]
+    result = subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    tables = (report / "index.md").read_text().split("## How this report was made")[0]
+    assert tables == pages["augmentation"].split("## How this report was made")[0]
