@@ -14,6 +14,7 @@ from ganstudy.io import atomic_dir, copy_into, read_json, write_text
 from ganstudy.metrics.evaluate import memorisation_path
 from ganstudy.plots import save_loss_curves
 from ganstudy.stats import format_ci, mean_ci
+from ganstudy.tables import html_table, markdown_table
 from ganstudy.training.loop import HISTORY_NAME
 from ganstudy.training.run import SAMPLES_NAME, read_per_class
 
@@ -66,19 +67,6 @@ def run_histories(run_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
         f"seed {seed}, class {k}": pd.read_csv(run_dir / folder / HISTORY_NAME)
         for k, folder in zip(info["classes"], info["folders"], strict=True)
     }
-
-
-def _markdown_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
-
-
-def _html_table(header: list[str], body: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def build_report(
@@ -151,15 +139,15 @@ def build_report(
         md += [
             note,
             "",
-            _markdown_table(header, body),
+            markdown_table(header, body),
             "",
             "## How this report was made",
             "",
-            _markdown_table(["what", "value"], made_by),
+            markdown_table(["what", "value"], made_by),
             "",
             "## Reference (real data)",
             "",
-            _markdown_table(["metric", "value"], ref_rows),
+            markdown_table(["metric", "value"], ref_rows),
             "",
         ]
         md += [f"### {cap}\n\n![{cap}]({rel})\n" for cap, rel in figures]
@@ -174,9 +162,9 @@ def build_report(
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             + ("" if section is None else section.inline_html(tmp) + "<h2>Every metric</h2>")
-            + f"<p>{html.escape(note)}</p>{_html_table(header, body)}"
-            f"<h2>How this report was made</h2>{_html_table(['what', 'value'], made_by)}"
-            f"<h2>Reference (real data)</h2>{_html_table(['metric', 'value'], ref_rows)}"
+            + f"<p>{html.escape(note)}</p>{html_table(header, body)}"
+            f"<h2>How this report was made</h2>{html_table(['what', 'value'], made_by)}"
+            f"<h2>Reference (real data)</h2>{html_table(['metric', 'value'], ref_rows)}"
             f"<h2>Figures</h2>{imgs}</body></html>"
         )
         write_text(tmp / "index.html", page)

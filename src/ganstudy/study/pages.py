@@ -34,6 +34,7 @@ from ganstudy.io import copy_into, write_with  # noqa: E402
 from ganstudy.stats import format_ci, mean_ci, paired_test  # noqa: E402
 from ganstudy.study.augmentation import CLASSIC, arm_records, as_rows, grid_path  # noqa: E402
 from ganstudy.study.studies import Published, Study  # noqa: E402
+from ganstudy.tables import html_table, markdown_table
 
 ALPHA = 0.05  # the variants study's significance level (with the CI of the difference)
 HEAD = "head_accuracy_test"  # D's class-head accuracy on the test split (metrics/head.py)
@@ -401,8 +402,8 @@ class _Page:
     def table(
         self, name: str, header: list[str], body: list[list[str]], frame: pd.DataFrame
     ) -> None:
-        self.md.append(_markdown_table(header, body) + "\n")
-        self.html.append(_html_table(header, body))
+        self.md.append(markdown_table(header, body) + "\n")
+        self.html.append(html_table(header, body))
         self.tables[name] = frame
 
     def figure(self, caption: str, rel: str) -> None:
@@ -607,20 +608,3 @@ def _seeds(seeds: pd.Index | pd.Series) -> str:
 
 def _span(sizes: list[int]) -> str:
     return str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
-
-
-# The report's table renderers, repeated here: report.py imports this module, so importing
-# them from it would be a cycle.
-def _markdown_table(header: list[str], body: list[list[str]]) -> str:
-    def row(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([row(header), "|" + "---|" * len(header), *(row(r) for r in body)])
-
-
-def _html_table(header: list[str], body: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
