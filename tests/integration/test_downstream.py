@@ -21,6 +21,7 @@ def work(tmp_path_factory) -> Path:
     """Digits, 3 classes x 12 images, 2 classic copies each, a cgan and a dcgan trained briefly."""
     work = tmp_path_factory.mktemp("downstream")
     params = tiny_params()
+    params["study"].update(name="downstream")  # its own MLflow experiment
     params["preprocess"].update(classes=[0, 1, 2])
     params["augment"].update(copies=2)
     params["downstream"].update(seeds=[0], counts=COUNTS, epochs=2, batch_size=16)
