@@ -151,8 +151,8 @@ def _study_run(args: argparse.Namespace) -> None:
     print(
         f"study {args.name} ({args.size}) done: "
         f"{STUDY_FOLDERS['report']}/{args.name}-{args.size}/index.html; "
-        "params.yaml now holds its values (`dvc exp show` compares; `git checkout params.yaml` "
-        "returns to the default study)"
+        "params.yaml now holds its values (`dvc exp show` compares studies; "
+        "`git checkout params.yaml dvc.lock && dvc checkout` returns to the default study)"
     )
 
 
