@@ -67,6 +67,15 @@ def test_gan_arm_adds_synthetic_images_on_all_classic_ones(work):
     assert [r["added"] for r in as_rows([record])] == [COUNTS[-1] + c for c in COUNTS]
 
 
+def test_synthetic_images_are_8_bit_like_the_real_ones(work):
+    from ganstudy.study.augmentation import synthetic_images
+
+    images, labels = synthetic_images(work / "models" / "cgan", 30, 10, torch.device("cpu"))
+    levels = (images + 1) * 127.5
+    assert torch.allclose(levels, levels.round(), atol=1e-4) and images.abs().max() <= 1
+    assert torch.equal(torch.bincount(labels), torch.tensor([10, 10, 10]))
+
+
 def test_same_seed_same_results(work):
     cfg = DownstreamConfig(seeds=[0], counts=[0, 6], epochs=2, batch_size=16, lr=1e-3)
     a = run_arm("classic", 0, work / "proc", work / "aug", cfg)

@@ -54,7 +54,8 @@ def nested_order(n: int, seed: int) -> torch.Tensor:
 
 
 def synthetic_images(run_dir: str | Path, n: int, batch_size: int, device: torch.device) -> Images:
-    """``n`` class-labelled images of a trained run (conditional or per-class generators)."""
+    """``n`` class-labelled images (N, C, H, W) of a trained run (conditional or per-class
+    generators), quantised to 8 bits as a saved image would be."""
     from ganstudy.metrics.evaluate import generate
 
     images, state = generate(run_dir, n, batch_size, device)
@@ -64,7 +65,9 @@ def synthetic_images(run_dir: str | Path, n: int, batch_size: int, device: torch
             f"{run_dir}: its generator makes unlabelled images; the augmentation study needs a "
             "conditional variant (cgan, acgan) or one with per_class: true"
         )
-    return images.cpu(), labels.cpu().long()
+    # As images on disk (uint8), like the real and classic ones: 256 levels in [-1, 1].
+    images = images.cpu().clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
+    return images, labels.cpu().long()
 
 
 def run_arm(
