@@ -1,28 +1,54 @@
 """The only module that talks to MLflow. Everyone else reports named scalars and files here.
 
-One experiment per study (``ganstudy/<study>``), one run per variant x seed. The tracking URI is
-``tracking.uri`` from ``params.yaml`` unless ``MLFLOW_TRACKING_URI`` is set.
+One experiment per study (``ganstudy/<study>``). Each study execution is a parent run; each
+item (variant x seed, a downstream arm x seed) is a child run that train, evaluate and downstream
+log into, tagged with the git commit, the DVC stage and its hash, the Prefect flow run, variant,
+seed and dataset. The tracking URI is ``tracking.uri`` from ``params.yaml`` unless
+``MLFLOW_TRACKING_URI`` is set.
+
+Under the Prefect flow, ``begin_study_run`` makes the parent and the stages find it in
+``GANSTUDY_PARENT_RUN_ID``. Under plain ``dvc repro`` each stage finds (or creates) the parent
+tagged with the execution key of (study, git commit, params.yaml digest): one ``dvc repro``, or
+a resumed one of the same revision and params, shares one parent; ``dvc exp run -S`` with other
+params gets its own. The report stage closes that parent and registers the champion generator.
+
+Every call goes through an ``MlflowClient`` with an explicit run id, never the fluent API's
+process-global active run, so items running side by side cannot log into each other's runs.
 """
 
+import fcntl
+import hashlib
 import logging
 import os
 import re
+import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ganstudy.config import TrackingConfig
+from ganstudy import execution
+from ganstudy.config import PARAMS_FILE, TrackingConfig, load_section
 from ganstudy.errors import GanstudyError
+
+if TYPE_CHECKING:  # torch is imported where a model is logged: flows import this module
+    import torch
 
 # Bounded retries, so a tracking server that is down fails a stage in seconds, not minutes.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+PARENT_TAG = "mlflow.parentRunId"  # what the UI nests children by
+GIT_TAG = "mlflow.source.git.commit"
+ROLE_TAG = "ganstudy.role"  # "study" on parent runs
+KEY_TAG = "ganstudy.execution"  # execution key of a parent made by the stages themselves
+STORE_ERRORS = (MlflowException, OSError)
 
 
 def tracking_uri(cfg: TrackingConfig, root: str | Path = ".") -> str:
@@ -53,36 +79,202 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 class Run:
     """An active MLflow run; methods mirror what the loop and stages report."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, client: MlflowClient | None = None) -> None:
         self.run_id = run_id
+        self.client = client or MlflowClient()
+        self.experiment_id = self.client.get_run(run_id).info.experiment_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         flat = flatten(params)
-        existing = mlflow.get_run(self.run_id).data.params
-        mlflow.log_params({k: v for k, v in flat.items() if k not in existing})
+        existing = self.client.get_run(self.run_id).data.params  # params are write-once
+        new = [Param(k, v) for k, v in flat.items() if k not in existing]
+        self.client.log_batch(self.run_id, params=new)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
-        mlflow.log_artifact(str(path), artifact_path=folder)
+        self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
 
-    def log_generator(self, G: torch.nn.Module, name: str = "generator") -> str:
-        """Log G as an MLflow PyTorch model; returns its model URI."""
+    def log_generator(self, G: "torch.nn.Module", name: str = "generator") -> str:
+        """Log G as an MLflow PyTorch model of this run; returns its model URI."""
         import mlflow.pytorch
+        import torch
 
         import ganstudy
 
         # Pickle is deliberate (the class ships in code_paths); its caution is logged as a warning.
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+        # The model is made here, in the run's experiment: log_model alone would take the
+        # experiment from the fluent API's global state.
+        model = self.client.create_logged_model(
+            self.experiment_id, name=name, source_run_id=self.run_id, tags={"flavor": "pytorch"}
+        )
         info = mlflow.pytorch.log_model(
             G.cpu().eval(),
             name=name,
+            model_id=model.model_id,
+            run_id=self.run_id,  # explicit: no process-global active run
             serialization_format="pickle",  # pt2 would need an input example and more time
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # skips slow inference
             code_paths=[str(Path(ganstudy.__file__).parent)],  # loadable without ganstudy installed
         )
         return info.model_uri
+
+
+def _unavailable(uri: str, err: Exception) -> GanstudyError:
+    return GanstudyError(f"MLflow tracking at {uri} is unavailable: {_short(err)}")
+
+
+def _connect(cfg: TrackingConfig, study: str, root: str | Path) -> tuple[MlflowClient, str, str]:
+    """Client, URI and the study's experiment id (created on first use)."""
+    uri = tracking_uri(cfg, root)
+    mlflow.set_tracking_uri(uri)  # model logging resolves the URI globally
+    client = MlflowClient(uri)
+    name = experiment_name(cfg, study)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return client, uri, experiment.experiment_id
+    artifacts = None
+    if uri.startswith("sqlite:"):
+        artifacts = (Path(root) / cfg.artifacts).resolve().as_uri()
+    try:
+        return client, uri, client.create_experiment(name, artifact_location=artifacts)
+    except MlflowException:  # a parallel stage created it first
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return client, uri, experiment.experiment_id
+
+
+def _context_tags(root: str | Path) -> dict[str, str]:
+    """Git commit and Prefect flow run: on parents and children alike."""
+    tags = {}
+    commit = execution.git_commit(root)
+    if commit:
+        tags.update({"git_commit": commit, GIT_TAG: commit})
+    flow_run = os.environ.get(execution.FLOW_RUN_ENV)
+    if flow_run:
+        tags["prefect.flow_run_id"] = flow_run
+    return tags
+
+
+def _stage_tags(client: MlflowClient, run_id: str | None, root: str | Path) -> dict[str, str]:
+    """``dvc.stage`` / ``dvc.stage_hash`` of the stage that made the run; a later stage of
+    another kind logging into it (evaluate into train's run) adds ``dvc.<kind>.stage/_hash``."""
+    stage = execution.dvc_stage()
+    if stage is None:
+        return {}
+    prefix = "dvc."
+    if run_id is not None:
+        made_by = client.get_run(run_id).data.tags.get("dvc.stage")
+        if made_by and made_by.split("@")[0] != stage.split("@")[0]:
+            prefix = f"dvc.{stage.split('@')[0]}."
+    tags = {f"{prefix}stage": stage}
+    stage_hash = execution.dvc_stage_hash(os.environ.get(execution.DVC_ROOT_ENV) or root)
+    if stage_hash:
+        tags[f"{prefix}stage_hash"] = stage_hash
+    return tags
+
+
+def _parent_run(
+    client: MlflowClient,
+    experiment_id: str,
+    study: str,
+    root: str | Path,
+    params_path: str | Path,
+) -> str:
+    """The parent run of this study execution: the flow's, or the one keyed by the execution
+    key (found or created under a file lock, so parallel stages agree on one)."""
+    given = os.environ.get(execution.PARENT_RUN_ENV)
+    if given:
+        if not _run_exists(client, given, experiment_id):
+            raise GanstudyError(
+                f"{execution.PARENT_RUN_ENV}={given} is not a run of study {study!r}'s "
+                f"experiment at {client.tracking_uri}"
+            )
+        return given
+    key = execution.execution_key(study, execution.git_commit(root), _digest(params_path))
+    with _file_lock(f"{client.tracking_uri}|{experiment_id}|{key}"):
+        found = client.search_runs(
+            [experiment_id],
+            f"tags.`{KEY_TAG}` = '{key}'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        if found:
+            return found[0].info.run_id
+        return _create_parent(client, experiment_id, study, root, params_path, {KEY_TAG: key})
+
+
+@contextmanager
+def _file_lock(what: str) -> Iterator[None]:
+    """An exclusive lock, per ``what``, shared by the processes of this machine."""
+    digest = hashlib.sha256(what.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"ganstudy-mlflow-{digest}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _create_parent(
+    client: MlflowClient,
+    experiment_id: str,
+    study: str,
+    root: str | Path,
+    params_path: str | Path,
+    tags: Mapping[str, str],
+) -> str:
+    commit = execution.git_commit(root)
+    name = f"{study}-{(commit or 'nogit')[:7]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    all_tags = {
+        **_context_tags(root),
+        ROLE_TAG: "study",
+        "study": study,
+        "params_sha256": _digest(params_path)[:16],
+        **tags,
+    }
+    run = client.create_run(experiment_id, tags=all_tags, run_name=name)
+    if Path(params_path).is_file():
+        study_cfg = load_section("study", params_path)
+        params = flatten({"study": study_cfg.model_dump()})
+        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    return run.info.run_id
+
+
+def _digest(params_path: str | Path) -> str:
+    """The params file's digest; a fixed one when a caller has no params file (tests)."""
+    path = Path(params_path)
+    return execution.params_digest(path) if path.is_file() else "no-params-file"
+
+
+def begin_study_run(root: str, params_path: str, tags: dict[str, str]) -> str:
+    """Create the parent run of one study execution (e.g. one flow run) in the study's
+    experiment; returns its id, for the stages' ``GANSTUDY_PARENT_RUN_ID``."""
+    params_path = str(Path(root) / params_path)
+    study = load_section("study", params_path).name
+    cfg = load_section("tracking", params_path)
+    uri = tracking_uri(cfg, root)
+    try:
+        client, uri, experiment_id = _connect(cfg, study, root)
+        return _create_parent(client, experiment_id, study, root, params_path, tags)
+    except STORE_ERRORS as err:
+        raise _unavailable(uri, err) from None
+
+
+def end_study_run(run_id: str, root: str, params_path: str, status: str) -> None:
+    """Close a parent run with ``status`` FINISHED or FAILED."""
+    cfg = load_section("tracking", str(Path(root) / params_path))
+    uri = tracking_uri(cfg, root)
+    try:
+        MlflowClient(uri).set_terminated(run_id, status=status)
+    except STORE_ERRORS as err:
+        raise _unavailable(uri, err) from None
 
 
 @contextmanager
@@ -93,33 +285,32 @@ def start_run(
     tags: Mapping[str, str],
     run_id: str | None = None,
     root: str | Path = ".",
+    params_path: str | Path = PARAMS_FILE,
 ) -> Iterator[Run]:
-    """Start (or resume, given ``run_id``) a run in the study's experiment."""
+    """Start (or resume, given ``run_id``) an item's run, a child of the execution's parent."""
     uri = tracking_uri(cfg, root)
     try:
-        mlflow.set_tracking_uri(uri)
-        name = experiment_name(cfg, study)
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is None:
-            artifacts = None
-            if uri.startswith("sqlite:"):
-                artifacts = (Path(root) / cfg.artifacts).resolve().as_uri()
-            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
-        else:
-            experiment_id = experiment.experiment_id
-        if run_id is not None and not _run_exists(run_id, experiment_id):
+        client, uri, experiment_id = _connect(cfg, study, root)
+        if run_id is not None and not _run_exists(client, run_id, experiment_id):
             run_id = None  # the store was reset; start afresh rather than fail
-        active = mlflow.start_run(
-            run_id=run_id,
-            experiment_id=experiment_id,
-            run_name=None if run_id else run_name,
-            tags=dict(tags),
-        )
-    except (MlflowException, OSError) as err:
-        raise GanstudyError(f"MLflow tracking at {uri} is unavailable: {_short(err)}") from None
+        parent = _parent_run(client, experiment_id, study, root, params_path)
+        # A resumed run joins the execution that resumes it (the UI lists it under this parent).
+        all_tags = {
+            **tags,
+            **_context_tags(root),
+            **_stage_tags(client, run_id, root),
+            PARENT_TAG: parent,
+        }
+        if run_id is None:
+            run_id = client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
+        else:
+            client.update_run(run_id, status="RUNNING")
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in all_tags.items()])
+    except STORE_ERRORS as err:
+        raise _unavailable(uri, err) from None
     status = "FAILED"
     try:
-        yield Run(active.info.run_id)
+        yield Run(run_id, client)
         status = "FINISHED"
     except MlflowException as err:  # e.g. the tracking server went down mid-run
         raise GanstudyError(
@@ -127,15 +318,16 @@ def start_run(
             "rerun to resume)"
         ) from None
     finally:
-        with suppress(MlflowException):  # an unreachable store: the error above says so
-            mlflow.end_run(status=status)
+        with suppress(*STORE_ERRORS):  # an unreachable store: the error above says so
+            client.set_terminated(run_id, status=status)
 
 
-def _run_exists(run_id: str, experiment_id: str) -> bool:
+def _run_exists(client: MlflowClient, run_id: str, experiment_id: str) -> bool:
     try:
-        return mlflow.get_run(run_id).info.experiment_id == experiment_id
+        run = client.get_run(run_id)
     except MlflowException:
         return False
+    return run.info.experiment_id == experiment_id and run.info.lifecycle_stage == "active"
 
 
 def _short(err: Exception) -> str:
@@ -145,8 +337,9 @@ def _short(err: Exception) -> str:
 def experiment_id(cfg: TrackingConfig, study: str, root: str | Path = ".") -> str | None:
     """The study's MLflow experiment id; None when it does not exist or the store is down."""
     try:
-        mlflow.set_tracking_uri(tracking_uri(cfg, root))
-        experiment = mlflow.get_experiment_by_name(experiment_name(cfg, study))
-    except (MlflowException, OSError):
+        experiment = MlflowClient(tracking_uri(cfg, root)).get_experiment_by_name(
+            experiment_name(cfg, study)
+        )
+    except STORE_ERRORS:
         return None
     return None if experiment is None else experiment.experiment_id

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganstudy.config import EvaluateConfig, StudyConfig, TrackingConfig
+from ganstudy.config import PARAMS_FILE, EvaluateConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_json, write_json
 from ganstudy.metrics.backbones import load_backbone
@@ -169,9 +169,11 @@ def evaluate_run(
     study: StudyConfig,
     tracking: TrackingConfig,
     processed_dir: str | Path | None = None,
+    params_path: str | Path = PARAMS_FILE,
 ) -> dict[str, float]:
-    """Write the run's metrics JSON and log the same values to its MLflow run; with the
-    processed data folder, also ``<seed>_memorisation.png`` beside the JSON."""
+    """Write the run's metrics JSON and log the same values to its MLflow run (the item's run
+    that train made; ``params_path`` finds the execution's parent run); with the processed
+    data folder, also ``<seed>_memorisation.png`` beside the JSON."""
     device = resolve_device(cfg.device)
     # (M, C, H, W) in [-1, 1] and (M,) labels: translation sources, memorisation
     train = None if processed_dir is None else _split(processed_dir, "train")
@@ -197,7 +199,11 @@ def evaluate_run(
     run_id = read_json(run_file).get("run_id") if run_file.is_file() else None
     name = run_name(state["variant"], state["config"]["seed"])
     tags = {"variant": state["variant"], "seed": str(state["config"]["seed"]), "study": study.name}
-    with start_run(tracking, study.name, name, tags, run_id) as run:
+    if processed_dir is not None:
+        from ganstudy.data.arrays import read_manifest
+
+        tags["dataset"] = read_manifest(processed_dir)["dataset"]
+    with start_run(tracking, study.name, name, tags, run_id, params_path=params_path) as run:
         run.log_metrics(metrics, step=state["step"])
     write_json(out_path, record)
     return record

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ganstudy.config import DownstreamConfig, StudyConfig, TrackingConfig
+from ganstudy.config import PARAMS_FILE, DownstreamConfig, StudyConfig, TrackingConfig
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_json, write_json
@@ -157,14 +157,24 @@ def run_downstream(
     study: StudyConfig,
     tracking: TrackingConfig,
     run_dir: str | Path | None = None,
+    params_path: str | Path = PARAMS_FILE,
 ) -> dict[str, Any]:
     """The downstream stage: ``run_arm``, its JSON and picture, and an MLflow run
-    ``downstream-<arm>-seed<s>`` whose metrics are logged with the count as the step."""
+    ``downstream-<arm>-seed<s>`` (a child of the execution's parent run, found with
+    ``params_path``) whose metrics are logged with the count as the step."""
     from ganstudy.tracking import start_run
 
     record = run_arm(arm, seed, processed_dir, augmented_dir, cfg, run_dir, grid_path(out_path))
-    tags = {"arm": arm, "seed": str(seed), "study": study.name, "stage": "downstream"}
-    with start_run(tracking, study.name, f"downstream-{arm}-seed{seed}", tags) as run:
+    tags = {
+        "arm": arm,
+        "variant": arm,  # "classic" or a GAN variant: one tag to group by in the UI
+        "seed": str(seed),
+        "dataset": read_manifest(processed_dir)["dataset"],
+        "study": study.name,
+        "stage": "downstream",
+    }
+    name = f"downstream-{arm}-seed{seed}"
+    with start_run(tracking, study.name, name, tags, params_path=params_path) as run:
         run.log_params({"downstream": cfg.model_dump(), "n_real": record["n_real"]})
         for count, scores in record["results"].items():
             run.log_metrics({f"downstream/{k}": v for k, v in scores.items()}, step=int(count))

@@ -83,8 +83,6 @@ def train_variant(
     same = ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == key
     if same and run_file.is_file():
         previous = read_json(run_file).get("run_id")
-    if previous is None:  # a fresh start: nothing of an earlier config may survive
-        shutil.rmtree(out_dir, ignore_errors=True)
 
     tags = {
         "variant": variant_name,
@@ -94,7 +92,12 @@ def train_variant(
         "game": variant.game,
         "study": study.name,
     }
-    with start_run(tracking, study.name, run_name(variant_name, seed), tags, previous) as run:
+    with start_run(
+        tracking, study.name, run_name(variant_name, seed), tags, previous, params_path=params_path
+    ) as run:
+        # Only now: a tracking store that is down leaves the folder as it was.
+        if previous is None:  # a fresh start: nothing of an earlier config may survive
+            shutil.rmtree(out_dir, ignore_errors=True)
         run.log_params({**resolved, "dataset": manifest["dataset"], "n_train": len(x)})
         write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": key})
 
@@ -219,12 +222,6 @@ def _train_per_class(
     run_file = out_dir / RUN_FILE
     if run_file.is_file() and read_json(run_file).get("resume_key") == key:
         previous = read_json(run_file).get("run_id")
-    if previous is None:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    for c in classes:
-        ckpt = out_dir / c["folder"] / CHECKPOINT_NAME
-        if not (ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == c["resume_key"]):
-            shutil.rmtree(out_dir / c["folder"], ignore_errors=True)
     info = {
         "seed": seed,
         "classes": [c["class"] for c in classes],
@@ -233,7 +230,6 @@ def _train_per_class(
         "class_seeds": [c["seed"] for c in classes],
         "n_train": [c["n_train"] for c in classes],
     }
-    write_json(out_dir / PER_CLASS_FILE, info)
 
     tags = {
         "variant": variant_name,
@@ -244,7 +240,12 @@ def _train_per_class(
         "study": study.name,
         "per_class": "true",
     }
-    with start_run(tracking, study.name, run_name(variant_name, seed), tags, previous) as run:
+    with start_run(
+        tracking, study.name, run_name(variant_name, seed), tags, previous, params_path=params_path
+    ) as run:
+        # Only now: a tracking store that is down leaves the folder as it was.
+        _clear_stale(out_dir, classes, fresh=previous is None)
+        write_json(out_dir / PER_CLASS_FILE, info)
         per_class = {  # one MLflow param per class and field, not one long string
             f"class{c['class']}": {f: c[f] for f in ("name", "seed", "n_train")} for c in classes
         }
@@ -272,6 +273,17 @@ def _train_per_class(
         for c, G in zip(classes, generators, strict=True):
             run.log_generator(G, name=f"generator_class{c['class']}")
     return out_dir
+
+
+def _clear_stale(out_dir: Path, classes: list[dict[str, Any]], fresh: bool) -> None:
+    """Remove the whole run folder (``fresh``), or the folders of classes whose checkpoint is
+    not of their current config."""
+    if fresh:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    for c in classes:
+        ckpt = out_dir / c["folder"] / CHECKPOINT_NAME
+        if not (ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == c["resume_key"]):
+            shutil.rmtree(out_dir / c["folder"], ignore_errors=True)
 
 
 def _train_class(

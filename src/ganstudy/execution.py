@@ -1,0 +1,85 @@
+"""What identifies a study execution and the stage running now: git commit, params digest, the
+DVC stage and its hash, the Prefect flow run. Torch-free and MLflow-free (flows import it).
+
+``dvc.stage_hash`` is DVC's run-cache key formula (``dvc.stage.cache._get_cache_hash(...,
+key=True)``: the sha256 of the stage's lock entry, cmd + deps with their hashes + params, outs by
+path only) applied to the stage as it starts. DVC itself keeps no run-cache entry for stages
+with ``persist`` outputs (ours), so the same value is recomputed from ``dvc.lock`` after the
+run by ``lock_stage_hash``: equal values mean the run was made from exactly that lock entry.
+"""
+
+import copy
+import hashlib
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for every stage command (dvc/stage/run.py)
+DVC_ROOT_ENV = "DVC_ROOT"  # likewise: the repository root
+PARENT_RUN_ENV = "GANSTUDY_PARENT_RUN_ID"  # the flow's parent run of this study execution
+FLOW_RUN_ENV = "GANSTUDY_PREFECT_FLOW_RUN_ID"  # the Prefect flow run driving the stages
+
+
+def git_commit(root: str | Path = ".") -> str | None:
+    """The checked-out commit of ``root``'s git repository; None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def params_digest(params_path: str | Path) -> str:
+    """sha256 of the params file's bytes (``dvc exp run -S`` changes it; a resume does not)."""
+    return hashlib.sha256(Path(params_path).read_bytes()).hexdigest()
+
+
+def execution_key(study: str, commit: str | None, params_sha256: str) -> str:
+    """The key of one study execution under plain ``dvc repro``: study, commit and params."""
+    text = f"{study}\n{commit or 'no-git'}\n{params_sha256}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def dvc_stage() -> str | None:
+    """The DVC stage running this process (``train@dcgan-0``); None outside DVC."""
+    return os.environ.get(DVC_STAGE_ENV) or None
+
+
+def dvc_stage_hash(root: str | Path | None = None) -> str | None:
+    """The running stage's hash (see the module docstring); None outside DVC or when DVC
+    cannot tell (the tag is then skipped, never the stage)."""
+    name = dvc_stage()
+    if name is None:
+        return None
+    root = root or os.environ.get(DVC_ROOT_ENV) or "."
+    try:
+        from dvc.repo import Repo
+        from dvc.stage.serialize import to_single_stage_lockfile
+
+        with Repo(str(root)) as repo:
+            stage = repo.stage.collect_granular(name)[0].stage
+            stage.save_deps()  # hashes from DVC's state database: DVC just computed them
+            return _lock_entry_hash(to_single_stage_lockfile(stage))
+    except Exception as err:  # noqa: BLE001 (a tag is optional; the stage must not fail)
+        log.debug("no dvc.stage_hash for %s: %s", name, err)
+        return None
+
+
+def lock_stage_hash(lock_path: str | Path, name: str) -> str:
+    """``dvc_stage_hash`` of stage ``name`` recomputed from its ``dvc.lock`` entry."""
+    entry = yaml.safe_load(Path(lock_path).read_text())["stages"][name]
+    return _lock_entry_hash(entry)
+
+
+def _lock_entry_hash(entry: dict[str, Any]) -> str:
+    from dvc.stage.cache import _get_cache_hash
+
+    return _get_cache_hash(copy.deepcopy(entry), key=True)
