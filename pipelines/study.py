@@ -1,73 +1,206 @@
-"""Prefect flow for a study: runs the DVC pipeline stage by stage, with retries and logs.
+"""Prefect flow for a study: runs the DVC pipeline's items concurrently, each on a device slot.
 
-DVC owns the graph, the cache and the lock: the flow asks DVC for the stages and runs each with
-``dvc repro <stage>``, so it never re-defines a stage or decides freshness itself, and it leaves
-the same end state as ``dvc repro`` (checked with ``dvc status`` at the end). No torch here.
+DVC owns the graph, the cache and the lock: the flow asks DVC which items there are and what
+each needs (``dvc_graph.py``), starts an item once all its upstream items are done, and runs it
+with ``dvc repro --single-item ITEM``. So it never re-defines a stage or decides freshness, and
+it leaves the same end state as ``dvc repro`` (checked with ``dvc status`` at the end). No torch.
+
+Concurrent items in one workspace are DVC's own design: ``dvc repro`` releases the repository
+lock while a stage command runs and takes it back to hash outputs and update dvc.lock (re-read
+under the lock), so commits are serialised by DVC; ``--wait-for-lock`` makes an item wait for
+the lock instead of failing. Outputs are guarded by DVC's per-path read/write locks.
 """
 
+import argparse
 import json
 import os
+import queue
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, runtime, task
+from prefect.futures import PrefectFuture
+from prefect.states import Failed, State
+
+from pipelines.scheduling import Plan, Slot, make_slots, visible_gpus
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+GRAPH_SCRIPT = Path(__file__).with_name("dvc_graph.py")
+TAIL_LINES = 6  # lines of a failed item's output kept in its outcome and the flow's message
 
 
-def dvc(args: list[str], project_dir: str | Path) -> subprocess.CompletedProcess:
-    """Run ``dvc ARGS`` with this interpreter's environment first on PATH (for stage cmds)."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=project_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+class StudyFailed(RuntimeError):
+    """Some items failed; ``outcome`` says what became of every item."""
+
+    def __init__(self, message: str, outcome: dict[str, str]):
+        super().__init__(message)
+        self.outcome = outcome
+
+    def __reduce__(self):  # pickled into the flow run's result with its outcome
+        return type(self), (self.args[0], self.outcome)
+
+
+def run(
+    cmd: list[str], project_dir: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in the project with this interpreter's environment first on PATH (for the
+    stage commands) and ``env`` on top of ours."""
+    full = {**os.environ, **(env or {})}
+    full["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full.get('PATH', '')}"
+    return subprocess.run(cmd, cwd=project_dir, env=full, capture_output=True, text=True)
+
+
+def dvc(
+    args: list[str], project_dir: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], project_dir, env)
 
 
 def _check(result: subprocess.CompletedProcess, what: str) -> str:
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        tail = "\n".join(lines[-TAIL_LINES:])
         raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{tail}")
     return result.stdout
 
 
 @task
-def list_stages(project_dir: str) -> list[str]:
-    """The pipeline's stages in dvc.yaml order, matrix items expanded (train@dcgan-0, ...)."""
-    out = _check(dvc(["stage", "list", "--name-only"], project_dir), "dvc stage list")
-    return [line.strip() for line in out.splitlines() if line.strip()]
-
-
-@task(retries=2, retry_delay_seconds=5)
-def repro_stage(stage: str, project_dir: str) -> str:
-    """``dvc repro STAGE``: runs it (and anything upstream) only if its inputs changed.
-
-    A retried training stage resumes from its last checkpoint (its output persists)."""
-    out = _check(dvc(["repro", stage], project_dir), f"dvc repro {stage}")
-    ran = "Running stage" in out
-    get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date")
-    return "ran" if ran else "cached"
+def stage_graph(project_dir: str, targets: Sequence[str] = ()) -> dict[str, list[str]]:
+    """DVC's items (all, or ``targets`` and their upstream) with the items each needs."""
+    cmd = [sys.executable, str(GRAPH_SCRIPT), *targets]
+    return json.loads(_check(run(cmd, project_dir), "reading DVC's stage graph"))
 
 
 @task
-def dvc_status(project_dir: str) -> dict:
-    return json.loads(_check(dvc(["status", "--json"], project_dir), "dvc status") or "{}")
+def dvc_status(project_dir: str, targets: Sequence[str] = ()) -> dict:
+    """``dvc status`` as a dict: empty when every item (of ``targets``) is up to date."""
+    args = ["status", "--json", *(["--with-deps", *targets] if targets else [])]
+    return json.loads(_check(dvc(args, project_dir), "dvc status") or "{}")
 
 
-@flow(name="ganstudy-study")
-def study(project_dir: str = str(PROJECT_DIR), stages: list[str] | None = None) -> dict[str, str]:
-    """Bring the study's DVC pipeline up to date; returns what ran and what was cached."""
-    names = stages or list_stages(project_dir)
-    outcome = {name: repro_stage(name, project_dir) for name in names}
-    if stages is None and (status := dvc_status(project_dir)):
-        raise RuntimeError(f"dvc status is not clean after the flow: {sorted(status)}")
+@task(task_run_name="{item} on {slot}", retries=2, retry_delay_seconds=5)
+def repro_item(item: str, project_dir: str, slot: str, env: dict[str, str]) -> str:
+    """``dvc repro --single-item ITEM``: runs it if DVC finds it changed ("ran"), else
+    "cached". A retried training item resumes from its last checkpoint (its output persists)."""
+    result = dvc(["--wait-for-lock", "repro", "--single-item", item], project_dir, env)
+    outcome = "ran" if "Running stage" in _check(result, f"dvc repro {item}") else "cached"
+    get_run_logger().info("%s: %s (slot %s)", item, outcome, slot)
     return outcome
 
 
+def run_plan(
+    plan: Plan, slots: list[Slot], project_dir: str, env: dict[str, str], retries: int
+) -> None:
+    """Run the plan's items, each on a free slot as soon as its upstream items are done."""
+    free = list(slots)
+    running: dict[str, tuple[PrefectFuture, Slot]] = {}
+    done: queue.SimpleQueue[str] = queue.SimpleQueue()
+    item_task = repro_item.with_options(retries=retries)
+    while plan.open:
+        for item in plan.ready()[: len(free)]:
+            slot = free.pop(0)
+            future = item_task.submit(item, project_dir, slot.name, {**env, **slot.env})
+            future.add_done_callback(lambda _, item=item: done.put(item))
+            running[item] = (future, slot)
+            plan.start(item)
+        if not running:  # cannot happen for a DAG: failures skip what they block
+            raise RuntimeError(f"items left that cannot start: {plan.ready()}")
+        item = done.get()
+        future, slot = running.pop(item)
+        free = sorted([*free, slot], key=slots.index)  # lowest first: spreads over the GPUs
+        result = future.result(raise_on_failure=False)
+        plan.finish(item, f"failed: {result}" if isinstance(result, BaseException) else result)
+
+
+def _item_env() -> dict[str, str]:
+    """What every item is started with besides its slot's variables."""
+    return {"GANSTUDY_PREFECT_FLOW_RUN_ID": str(runtime.flow_run.id or "")}
+
+
+def _final_state(outcome: dict[str, str], project_dir: str, whole: bool) -> dict | State:
+    """Failed, naming each failed item and its last lines, if an item failed or (for the
+    whole study) ``dvc status`` is not clean; else the outcome."""
+    failed = {item: o for item, o in outcome.items() if o.startswith("failed: ")}
+    skipped = [item for item, o in outcome.items() if o.startswith("skipped: ")]
+    if failed:
+        lines = [f"{len(failed)} of {len(outcome)} items failed"]
+        lines += [f"- {item}: {o.removeprefix('failed: ')}" for item, o in failed.items()]
+        lines += [f"skipped (upstream failed): {', '.join(skipped)}"] if skipped else []
+        message = "\n".join(lines)
+    elif whole and (status := dvc_status(project_dir)):
+        message = f"dvc status is not clean after the flow: {sorted(status)}"
+    else:
+        return outcome
+    return Failed(message=message, data=StudyFailed(message, outcome))
+
+
+@flow(name="ganstudy-study")
+def study(
+    project_dir: str = str(PROJECT_DIR),
+    stages: list[str] | None = None,
+    workers: int = 1,
+    per_gpu: int = 1,
+    threads_per_item: int | None = None,
+    only_if_changed: bool = False,
+    retries: int = 2,
+) -> dict[str, str]:
+    """Bring the study's DVC pipeline up to date, independent items concurrently.
+
+    Args:
+        project_dir: the DVC project (a git work tree).
+        stages: targets as for ``dvc repro`` (with their upstream items); None: all.
+        workers: items at once without a GPU (one item already uses every core by default).
+        per_gpu: items at once per GPU, each pinned to its GPU; GPUs are those of
+            CUDA_VISIBLE_DEVICES if set, else nvidia-smi's.
+        threads_per_item: the items' OMP_NUM_THREADS; None keeps torch's default (numbers
+            depend on the thread count, see README).
+        only_if_changed: ask ``dvc status`` first and start nothing when it is clean.
+        retries: retries of a failed item (training resumes from its last checkpoint).
+
+    Returns:
+        ``{item: "ran" | "cached" | "failed: why" | "skipped: upstream X failed"}`` in DVC's
+        order. The flow run ends Failed (raising StudyFailed, which carries this dict, when
+        called directly) if an item failed; the other items still ran.
+    """
+    logger = get_run_logger()
+    targets = stages or []
+    if only_if_changed and not dvc_status(project_dir, targets):
+        logger.info("Nothing changed since the last run (dvc status is clean): nothing started")
+        return {}
+    slots = make_slots(visible_gpus(), per_gpu, workers, threads_per_item)
+    plan = Plan(stage_graph(project_dir, targets))
+    logger.info(
+        "%d items on %d slots: %s", len(plan.upstream), len(slots), ", ".join(s.name for s in slots)
+    )
+    run_plan(plan, slots, project_dir, _item_env(), retries)
+    outcome = {item: plan.outcome[item] for item in plan.upstream}
+    counts = Counter(o.split(":")[0] for o in outcome.values())
+    logger.info("Items: %s", ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    return _final_state(outcome, project_dir, whole=not stages)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m pipelines.study [--workers N] ...``: run the flow on this project."""
+    parser = argparse.ArgumentParser(description=study.__doc__.splitlines()[0])
+    parser.add_argument("stages", nargs="*", help="dvc repro targets (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="CPU slots without a GPU")
+    parser.add_argument("--per-gpu", type=int, default=1, help="slots per GPU")
+    parser.add_argument("--threads-per-item", type=int, default=None, help="OMP_NUM_THREADS")
+    parser.add_argument("--only-if-changed", action="store_true", help="skip if dvc status clean")
+    parser.add_argument("--retries", type=int, default=2)
+    args = parser.parse_args(argv)
+    study(
+        stages=args.stages or None,
+        workers=args.workers,
+        per_gpu=args.per_gpu,
+        threads_per_item=args.threads_per_item,
+        only_if_changed=args.only_if_changed,
+        retries=args.retries,
+    )
+
+
 if __name__ == "__main__":
-    study()
+    main()
