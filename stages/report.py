@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_section("report", args.params),
         load_section("study", args.params),
         load_section("tracking", args.params),
+        args.params,
     )
 
 

@@ -16,8 +16,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 log = logging.getLogger(__name__)
 
 DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for every stage command (dvc/stage/run.py)
@@ -75,8 +73,10 @@ def dvc_stage_hash(root: str | Path | None = None) -> str | None:
 
 def lock_stage_hash(lock_path: str | Path, name: str) -> str:
     """``dvc_stage_hash`` of stage ``name`` recomputed from its ``dvc.lock`` entry."""
-    entry = yaml.safe_load(Path(lock_path).read_text())["stages"][name]
-    return _lock_entry_hash(entry)
+    from dvc.utils.serialize import load_yaml
+
+    # DVC's own YAML reader: PyYAML would read e.g. 1e-08 as a string, not as DVC's float.
+    return _lock_entry_hash(load_yaml(lock_path)["stages"][name])
 
 
 def _lock_entry_hash(entry: dict[str, Any]) -> str:

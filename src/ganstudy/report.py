@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganstudy.config import ReportConfig, StudyConfig, TrackingConfig
+from ganstudy.config import PARAMS_FILE, ReportConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, copy_into, read_json, write_text
 from ganstudy.metrics.evaluate import memorisation_path
@@ -77,9 +77,13 @@ def build_report(
     cfg: ReportConfig,
     study: StudyConfig,
     tracking: TrackingConfig | None = None,
+    params_path: str | Path | None = None,
 ) -> Path:
     """Write ``index.md``, ``index.html``, ``runs.csv``, ``summary.csv`` and figures; with
-    ``cfg.study``, the study file's section (its tables, tests and published numbers) first."""
+    ``cfg.study``, the study file's section (its tables, tests and published numbers) first.
+    Given the stage's ``params_path`` (the report stage of a study execution, not a page rebuilt
+    from disk), it also closes the execution's MLflow parent run and registers the champion
+    generator, before writing anything (a store that is down keeps the last report)."""
     from ganstudy.study.pages import study_section
     from ganstudy.study.provenance import provenance
     from ganstudy.study.studies import load_study
@@ -91,7 +95,12 @@ def build_report(
     reference = read_json(reference_metrics)
     header, body = _table(summary, runs)
     ref_rows = [[k, f"{v:.4g}"] for k, v in reference.items()]
-    made_by = [list(row) for row in provenance(study, cfg.study, models_dir, tracking)]
+    rows = provenance(study, cfg.study, models_dir, tracking, params_path or PARAMS_FILE)
+    if tracking is not None and params_path is not None:
+        from ganstudy.study.registry import record_execution
+
+        rows += record_execution(runs, study, models_dir, tracking, params_path)
+    made_by = [list(row) for row in rows]
 
     with atomic_dir(out_dir) as tmp:
         section = None

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -320,6 +321,106 @@ def start_run(
     finally:
         with suppress(*STORE_ERRORS):  # an unreachable store: the error above says so
             client.set_terminated(run_id, status=status)
+
+
+def finish_study_run(
+    cfg: TrackingConfig, study: str, root: str | Path = ".", params_path: str | Path = PARAMS_FILE
+) -> str:
+    """The parent run of this execution (for links); closed as FINISHED when the stages made
+    it themselves (under the flow, ``end_study_run`` closes it). Called by the last stage."""
+    uri = tracking_uri(cfg, root)
+    try:
+        client, uri, experiment_id = _connect(cfg, study, root)
+        parent = _parent_run(client, experiment_id, study, root, params_path)
+        if not os.environ.get(execution.PARENT_RUN_ENV):
+            client.set_terminated(parent, status="FINISHED")
+    except STORE_ERRORS as err:
+        raise _unavailable(uri, err) from None
+    return parent
+
+
+# The model registry: a study's best generator as ``models:/ganstudy-<study>@champion``.
+
+CHAMPION_ALIAS = "champion"
+GENERATOR = "generator"  # the model name of a single-generator run (per-class runs log several)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An item's run and its score: lower is better (a FID)."""
+
+    run_id: str
+    metric: str
+    value: float
+    variant: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What the registry holds under the alias, and whether this call changed it."""
+
+    name: str  # registered model
+    version: str
+    candidate: Candidate
+    model_id: str
+    changed: bool  # False: the alias already pointed at this run's generator
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{CHAMPION_ALIAS}"
+
+
+def registered_model_name(study: str) -> str:
+    return f"ganstudy-{study}"
+
+
+def register_champion(
+    cfg: TrackingConfig, study: str, candidates: list[Candidate], root: str | Path = "."
+) -> Champion | None:
+    """Register the best candidate that logged one ``generator`` model as ``ganstudy-<study>``
+    and point the ``champion`` alias at it; no new version when the alias already points at
+    the same run. None when no candidate has such a model."""
+    uri = tracking_uri(cfg, root)
+    try:
+        client, uri, experiment_id = _connect(cfg, study, root)
+        for best in sorted(candidates, key=lambda c: c.value):
+            model_id = _generator_model(client, experiment_id, best.run_id)
+            if model_id is not None:
+                return _set_champion(client, registered_model_name(study), best, model_id)
+    except STORE_ERRORS as err:
+        raise _unavailable(uri, err) from None
+    return None
+
+
+def _generator_model(client: MlflowClient, experiment_id: str, run_id: str) -> str | None:
+    """The run's latest ``generator`` model; None for a run without one (e.g. per-class)."""
+    models = client.search_logged_models(
+        [experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{GENERATOR}'",
+        order_by=[{"field_name": "creation_time", "ascending": False}],
+        max_results=1,
+    )
+    return models[0].model_id if models else None
+
+
+def _set_champion(client: MlflowClient, name: str, best: Candidate, model_id: str) -> Champion:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="The study's best generator (FID).")
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:  # no version has the alias yet
+        current = None
+    if current is not None and current.run_id == best.run_id:
+        return Champion(name, current.version, best, current.model_id or model_id, False)
+    tags = {"variant": best.variant, "seed": str(best.seed), best.metric: f"{best.value:.6g}"}
+    version = client.create_model_version(
+        name, f"models:/{model_id}", run_id=best.run_id, tags=tags, model_id=model_id
+    )
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
+    return Champion(name, version.version, best, model_id, True)
 
 
 def _run_exists(client: MlflowClient, run_id: str, experiment_id: str) -> bool:

@@ -142,6 +142,50 @@ def test_generator_is_an_mlflow_model_that_samples(pipeline: Path):
     assert images.shape == (3, 1, 28, 28)
 
 
+def _report(work: Path, out: str) -> str:
+    args = ["--metrics", str(work / "metrics"), "--models", str(work / "models")]
+    args += ["--reference-metrics", str(work / "reference.json"), "--out", str(work / out)]
+    stage("report")([*args, "--params", str(work / "params.yaml")])
+    return (work / out / "index.md").read_text()
+
+
+def test_items_are_children_of_one_finished_parent(pipeline: Path):
+    client = mlflow.MlflowClient()
+    runs = [json.loads((pipeline / f"models/dcgan/{s}/run.json").read_text()) for s in (0, 1)]
+    tags = [client.get_run(r["run_id"]).data.tags for r in runs]
+    parent = client.get_run(tags[0]["mlflow.parentRunId"])
+    assert tags[1]["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.info.status == "FINISHED"  # closed by the report stage
+    assert parent.data.tags["ganstudy.role"] == "study"
+    assert {t["git_commit"] for t in tags} == {parent.data.tags["git_commit"]}
+    assert [t["dataset"] for t in tags] == ["digits", "digits"]
+
+
+def test_report_registers_the_best_generator_as_champion(pipeline: Path):
+    fids = {
+        s: json.loads((pipeline / f"metrics/dcgan/{s}.json").read_text())["fid_domain_120_test"]
+        for s in (0, 1)
+    }
+    best = min(fids, key=fids.get)
+    best_run = json.loads((pipeline / f"models/dcgan/{best}/run.json").read_text())["run_id"]
+    version = mlflow.MlflowClient().get_model_version_by_alias("ganstudy-tiny", "champion")
+    assert version.run_id == best_run and version.tags["seed"] == str(best)
+    G = mlflow.pytorch.load_model("models:/ganstudy-tiny@champion")
+    with torch.no_grad():
+        images = G.eval()(torch.randn(5, G.z_dim))
+    assert images.shape == (5, 1, 28, 28) and images.abs().max() <= 1
+    md = (pipeline / "report/index.md").read_text()
+    assert f"models:/ganstudy-tiny@champion = ganstudy-tiny version {version.version}" in md
+
+
+def test_an_unchanged_champion_gets_no_new_version(pipeline: Path):
+    client = mlflow.MlflowClient()
+    before = client.search_model_versions("name = 'ganstudy-tiny'")
+    md = _report(pipeline, "report-again")
+    assert len(client.search_model_versions("name = 'ganstudy-tiny'")) == len(before)
+    assert "(unchanged)" in md
+
+
 def test_stage_bad_input_exits_2_with_one_line(tmp_path, capsys):
     from ganstudy.cli import run_stage
 

@@ -1,0 +1,69 @@
+"""The report stage's MLflow side: close the study execution's parent run and register the
+study's best generator (lowest primary FID) as ``models:/ganstudy-<study>@champion``."""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ganstudy.config import PARAMS_FILE, StudyConfig, TrackingConfig
+from ganstudy.io import read_json
+from ganstudy.study.provenance import UI
+from ganstudy.training.run import RUN_FILE, read_per_class
+
+
+def primary_fid(runs: pd.DataFrame) -> str | None:
+    """The study's FID column (``fid_domain_10k_test``): the first ``fid_*`` that is not a
+    per-class one; None when evaluate computed no FID."""
+    return next((c for c in runs.columns if c.startswith("fid_") and "_class" not in c), None)
+
+
+def candidates(runs: pd.DataFrame, models_dir: str | Path) -> list:
+    """A ``tracking.Candidate`` per run of one generator (per-class runs have several) with an
+    MLflow run and a finite primary FID."""
+    from ganstudy.tracking import Candidate
+
+    metric = primary_fid(runs)
+    if metric is None:
+        return []
+    found = []
+    for row in runs.itertuples(index=False):
+        run_dir = Path(models_dir) / str(row.variant) / str(row.seed)
+        value = float(getattr(row, metric))
+        if read_per_class(run_dir) is not None or not math.isfinite(value):
+            continue
+        run_file = run_dir / RUN_FILE
+        run_id = read_json(run_file).get("run_id") if run_file.is_file() else None
+        if run_id:
+            found.append(Candidate(run_id, metric, value, str(row.variant), int(row.seed)))
+    return found
+
+
+def record_execution(
+    runs: pd.DataFrame,
+    study: StudyConfig,
+    models_dir: str | Path,
+    tracking: TrackingConfig,
+    params_path: str | Path = PARAMS_FILE,
+) -> list[tuple[str, str]]:
+    """Close the execution's parent run, register the champion; (what, value) rows saying so
+    for the report's provenance. A tracking store that is down is one clear error."""
+    from ganstudy.tracking import experiment_id, finish_study_run, register_champion
+
+    parent = finish_study_run(tracking, study.name, params_path=params_path)
+    eid = experiment_id(tracking, study.name)
+    rows = [("MLflow parent run", f"{UI}/#/experiments/{eid}/runs/{parent}")]
+    champion = register_champion(tracking, study.name, candidates(runs, models_dir))
+    if champion is None:
+        return [*rows, ("MLflow model", "none registered (no run with one generator and a FID)")]
+    best = champion.candidate
+    what = "registered" if champion.changed else "unchanged"
+    rows.append(
+        (
+            "MLflow model",
+            f"{champion.uri} = {champion.name} version {champion.version} ({what}): "
+            f"{best.variant} seed {best.seed}, {best.metric} {best.value:.4g}, "
+            f"run {best.run_id}",
+        )
+    )
+    return rows
