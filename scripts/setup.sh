@@ -12,16 +12,24 @@ import sys
 sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)
 PY
 
-# Offline default data: Debian's dataset-fashion-mnist. Without it, the download stage fetches
-# Fashion-MNIST from its official mirror (checksums verified).
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+# Debian packages, when apt is usable (none is required):
+# - dataset-fashion-mnist: the offline default data. Without it, the download stage fetches
+#   Fashion-MNIST from its official mirror (checksums verified).
+# - postgresql: the backend store of the MLflow server test (which skips without it).
+apt_missing=()
+[ -d /usr/share/datasets/fashion-mnist ] || apt_missing+=(dataset-fashion-mnist)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
+if [ ${#apt_missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
-  if $SUDO apt-get update -qq >/dev/null && \
-     $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null; then
-    echo "installed dataset-fashion-mnist (offline Fashion-MNIST)"
-  else
-    echo "note: could not install dataset-fashion-mnist; the download stage will fetch the data"
-  fi
+  $SUDO apt-get update -qq >/dev/null || true
+  for pkg in "${apt_missing[@]}"; do
+    if DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null; then
+      echo "installed $pkg (apt)"
+    else
+      echo "note: could not install $pkg with apt (dataset-fashion-mnist: the download stage" \
+        "fetches the data; postgresql: the MLflow server test skips)"
+    fi
+  done
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -183,17 +183,6 @@ def evaluate_run(
         accuracy = head_accuracy(run_dir, *_split(processed_dir, "test"), device, cfg.batch_size)
         if accuracy is not None:
             metrics["head_accuracy_test"] = accuracy
-    if train is not None:
-        domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
-        save_memorisation_figure(
-            images,
-            domain_feats,
-            reference_dir,
-            train[0],
-            memorisation_path(out_path),
-            cfg,
-            device,
-        )
     record = {**metrics, "step": state["step"], "seed": state["config"]["seed"]}
     run_file = Path(run_dir) / RUN_FILE
     run_id = read_json(run_file).get("run_id") if run_file.is_file() else None
@@ -205,5 +194,17 @@ def evaluate_run(
         tags["dataset"] = read_manifest(processed_dir)["dataset"]
     with start_run(tracking, study.name, name, tags, run_id, params_path=params_path) as run:
         run.log_metrics(metrics, step=state["step"])
+    # Local outputs only now: a tracking store that is down leaves the last ones as they were.
+    if train is not None:
+        domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
+        save_memorisation_figure(
+            images,
+            domain_feats,
+            reference_dir,
+            train[0],
+            memorisation_path(out_path),
+            cfg,
+            device,
+        )
     write_json(out_path, record)
     return record
