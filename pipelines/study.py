@@ -115,9 +115,24 @@ def run_plan(
         plan.finish(item, f"failed: {result}" if isinstance(result, BaseException) else result)
 
 
-def _item_env() -> dict[str, str]:
-    """What every item is started with besides its slot's variables."""
-    return {"GANSTUDY_PREFECT_FLOW_RUN_ID": str(runtime.flow_run.id or "")}
+def tracking(function: str, project_dir: str, *args: object) -> object:
+    """``ganstudy.tracking.FUNCTION(*args)`` in a subprocess in the project (importing ganstudy
+    imports torch, which the flow never does); returns what it returns."""
+    code = (
+        "import json, sys; from ganstudy import tracking; "
+        "print(json.dumps(getattr(tracking, sys.argv[1])(*json.loads(sys.argv[2]))))"
+    )
+    cmd = [sys.executable, "-c", code, function, json.dumps(args)]
+    return json.loads(_check(run(cmd, project_dir), f"ganstudy.tracking.{function}"))
+
+
+def _item_env(parent_run_id: str) -> dict[str, str]:
+    """What every item is started with besides its slot's variables: the MLflow parent run its
+    child runs nest under, the flow run they are tagged with (names: ganstudy.execution)."""
+    return {
+        "GANSTUDY_PARENT_RUN_ID": parent_run_id,
+        "GANSTUDY_PREFECT_FLOW_RUN_ID": str(runtime.flow_run.id),
+    }
 
 
 def _final_state(outcome: dict[str, str], project_dir: str, whole: bool) -> dict | State:
@@ -175,11 +190,24 @@ def study(
     logger.info(
         "%d items on %d slots: %s", len(plan.upstream), len(slots), ", ".join(s.name for s in slots)
     )
-    run_plan(plan, slots, project_dir, _item_env(), retries)
-    outcome = {item: plan.outcome[item] for item in plan.upstream}
-    counts = Counter(o.split(":")[0] for o in outcome.values())
-    logger.info("Items: %s", ", ".join(f"{n} {kind}" for kind, n in counts.items()))
-    return _final_state(outcome, project_dir, whole=not stages)
+    # One MLflow parent run per flow run: the items' runs nest under it.
+    tags = {
+        "prefect.flow_run_id": str(runtime.flow_run.id),
+        "prefect.flow_run_name": runtime.flow_run.name,
+    }
+    root = str(Path(project_dir).resolve())
+    parent = tracking("begin_study_run", project_dir, root, "params.yaml", tags)
+    final: dict | State = Failed(message="the flow stopped before its items finished")
+    try:
+        run_plan(plan, slots, project_dir, _item_env(parent), retries)
+        outcome = {item: plan.outcome[item] for item in plan.upstream}
+        counts = Counter(o.split(":")[0] for o in outcome.values())
+        logger.info("Items: %s", ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+        final = _final_state(outcome, project_dir, whole=not stages)
+    finally:
+        status = "FAILED" if isinstance(final, State) else "FINISHED"
+        tracking("end_study_run", project_dir, parent, root, "params.yaml", status)
+    return final
 
 
 def main(argv: Sequence[str] | None = None) -> None:
