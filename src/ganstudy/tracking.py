@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # torch is imported where a model is logged: flows import thi
 # Bounded retries, so a tracking server that is down fails a stage in seconds, not minutes.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+# Run links go to the report, not to stdout (which callers such as the flow may parse).
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
