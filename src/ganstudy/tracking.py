@@ -416,13 +416,13 @@ def _set_champion(client: MlflowClient, name: str, best: Candidate, model_id: st
     except MlflowException:  # no version has the alias yet
         current = None
     if current is not None and current.run_id == best.run_id:
-        return Champion(name, current.version, best, current.model_id or model_id, False)
+        return Champion(name, str(current.version), best, current.model_id or model_id, False)
     tags = {"variant": best.variant, "seed": str(best.seed), best.metric: f"{best.value:.6g}"}
     version = client.create_model_version(
         name, f"models:/{model_id}", run_id=best.run_id, tags=tags, model_id=model_id
     )
-    client.set_registered_model_alias(name, CHAMPION_ALIAS, version.version)
-    return Champion(name, version.version, best, model_id, True)
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version.version))
+    return Champion(name, str(version.version), best, model_id, True)
 
 
 def _run_exists(client: MlflowClient, run_id: str, experiment_id: str) -> bool:
