@@ -12,13 +12,15 @@ the lock instead of failing. Outputs are guarded by DVC's per-path read/write lo
 """
 
 import argparse
+import fcntl
 import json
 import os
 import queue
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger, runtime, task
@@ -135,6 +137,21 @@ def _item_env(parent_run_id: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def workspace_lock(project_dir: str) -> Iterator[None]:
+    """Hold the checkout for this flow run: another flow run on it (a second deployment's
+    schedule, a manual run) waits here instead of racing this one for DVC's output locks."""
+    path = Path(project_dir) / ".dvc" / "tmp" / "ganstudy-flow.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            get_run_logger().info("Another flow run is working in %s: waiting for it", project_dir)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # released when the file closes
+
+
 def _final_state(outcome: dict[str, str], project_dir: str, whole: bool) -> dict | State:
     """Failed, naming each failed item and its last lines, if an item failed or (for the
     whole study) ``dvc status`` is not clean; else the outcome."""
@@ -182,15 +199,22 @@ def study(
     """
     logger = get_run_logger()
     targets = stages or []
-    if only_if_changed and not dvc_status(project_dir, targets):
-        logger.info("Nothing changed since the last run (dvc status is clean): nothing started")
-        return {}
-    slots = make_slots(visible_gpus(), per_gpu, workers, threads_per_item)
-    plan = Plan(stage_graph(project_dir, targets))
-    logger.info(
-        "%d items on %d slots: %s", len(plan.upstream), len(slots), ", ".join(s.name for s in slots)
-    )
-    # One MLflow parent run per flow run: the items' runs nest under it.
+    with workspace_lock(project_dir):
+        if only_if_changed and not dvc_status(project_dir, targets):
+            logger.info("Nothing changed since the last run (dvc status is clean): nothing started")
+            return {}
+        slots = make_slots(visible_gpus(), per_gpu, workers, threads_per_item)
+        plan = Plan(stage_graph(project_dir, targets))
+        names = ", ".join(s.name for s in slots)
+        logger.info("%s: %d items on slots %s", project_dir, len(plan.upstream), names)
+        return run_tracked(plan, slots, project_dir, retries, whole=not targets)
+
+
+def run_tracked(
+    plan: Plan, slots: list[Slot], project_dir: str, retries: int, whole: bool
+) -> dict[str, str] | State:
+    """Run the plan inside one MLflow parent run (the items' runs nest under it), closed
+    FINISHED or FAILED with the flow run's final state."""
     tags = {
         "prefect.flow_run_id": str(runtime.flow_run.id),
         "prefect.flow_run_name": runtime.flow_run.name,
@@ -202,8 +226,8 @@ def study(
         run_plan(plan, slots, project_dir, _item_env(parent), retries)
         outcome = {item: plan.outcome[item] for item in plan.upstream}
         counts = Counter(o.split(":")[0] for o in outcome.values())
-        logger.info("Items: %s", ", ".join(f"{n} {kind}" for kind, n in counts.items()))
-        final = _final_state(outcome, project_dir, whole=not stages)
+        get_run_logger().info("Items: %s", ", ".join(f"{n} {k}" for k, n in counts.items()))
+        final = _final_state(outcome, project_dir, whole)
     finally:
         status = "FAILED" if isinstance(final, State) else "FINISHED"
         tracking("end_study_run", project_dir, parent, root, "params.yaml", status)

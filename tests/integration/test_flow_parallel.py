@@ -5,6 +5,7 @@ and only-if-changed mode). Slow: the real tiny pipeline in a throw-away repo wit
 an item killed mid-training and resumed, a failing item, and a shared DVC remote.
 """
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -130,6 +131,20 @@ def test_a_failed_item_is_retried_and_fails_the_flow_naming_it(
         study(project_dir=str(tmp_path), retries=0)
 
 
+def test_a_flow_run_waits_for_another_one_on_the_same_checkout(harness, fake, tmp_path):
+    lock = tmp_path / ".dvc" / "tmp" / "ganstudy-flow.lock"
+    lock.parent.mkdir(parents=True)
+    outcome: dict = {}
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a flow run working in this checkout
+        waiting = threading.Thread(target=lambda: outcome.update(study(str(tmp_path))))
+        waiting.start()
+        time.sleep(3)
+        assert fake.attempts == []
+    waiting.join(timeout=60)
+    assert outcome == dict.fromkeys(STUDY, "ran")
+
+
 def test_only_if_changed_starts_nothing_when_dvc_status_is_clean(harness, fake, tmp_path):
     assert study(project_dir=str(tmp_path), only_if_changed=True) == {}
     assert fake.attempts == [] and fake.tracking == []
@@ -140,7 +155,7 @@ def test_only_if_changed_starts_nothing_when_dvc_status_is_clean(harness, fake, 
 # The real tiny pipeline (slow): two CPU workers of one thread each.
 
 KILLED_SEED = 0  # its training is killed once, after its first checkpoint
-ITERATIONS, CHECKPOINT_EVERY = 400, 50
+ITERATIONS, CHECKPOINT_EVERY = 160, 40
 
 
 def make_project(path: Path, **train: int) -> Path:
