@@ -188,9 +188,11 @@ def _parent_run(
     study: str,
     root: str | Path,
     params_path: str | Path,
-) -> str:
+    create: bool = True,
+) -> str | None:
     """The parent run of this study execution: the flow's, or the one keyed by the execution
-    key (found or created under a file lock, so parallel stages agree on one)."""
+    key (found or, with ``create``, created under a file lock, so parallel stages agree on
+    one); None when not found and not to be created."""
     given = os.environ.get(execution.PARENT_RUN_ENV)
     if given:
         if not _run_exists(client, given, experiment_id):
@@ -209,6 +211,8 @@ def _parent_run(
         )
         if found:
             return found[0].info.run_id
+        if not create:
+            return None
         return _create_parent(client, experiment_id, study, root, params_path, {KEY_TAG: key})
 
 
@@ -296,7 +300,7 @@ def start_run(
         client, uri, experiment_id = _connect(cfg, study, root)
         if run_id is not None and not _run_exists(client, run_id, experiment_id):
             run_id = None  # the store was reset; start afresh rather than fail
-        parent = _parent_run(client, experiment_id, study, root, params_path)
+        parent = _parent_run(client, experiment_id, study, root, params_path)  # created if missing
         # A resumed run joins the execution that resumes it (the UI lists it under this parent).
         all_tags = {
             **tags,
@@ -327,14 +331,15 @@ def start_run(
 
 def finish_study_run(
     cfg: TrackingConfig, study: str, root: str | Path = ".", params_path: str | Path = PARAMS_FILE
-) -> str:
-    """The parent run of this execution (for links); closed as FINISHED when the stages made
-    it themselves (under the flow, ``end_study_run`` closes it). Called by the last stage."""
+) -> str | None:
+    """The parent run of this execution (for links), closed as FINISHED when the stages made
+    it themselves (under the flow, ``end_study_run`` closes it); None when no item of this
+    execution ran (DVC found them all unchanged). Called by the last stage."""
     uri = tracking_uri(cfg, root)
     try:
         client, uri, experiment_id = _connect(cfg, study, root)
-        parent = _parent_run(client, experiment_id, study, root, params_path)
-        if not os.environ.get(execution.PARENT_RUN_ENV):
+        parent = _parent_run(client, experiment_id, study, root, params_path, create=False)
+        if parent is not None and not os.environ.get(execution.PARENT_RUN_ENV):
             client.set_terminated(parent, status="FINISHED")
     except STORE_ERRORS as err:
         raise _unavailable(uri, err) from None

@@ -128,3 +128,14 @@ def test_parent_of_another_store_is_a_clear_error(store, cfg, tmp_path, monkeypa
     monkeypatch.setenv(execution.PARENT_RUN_ENV, "0" * 32)
     with pytest.raises(GanstudyError, match="GANSTUDY_PARENT_RUN_ID=0+ is not a run"):
         _child(cfg, _params(tmp_path))
+
+
+def test_the_last_stage_closes_the_parent_and_makes_none_when_no_item_ran(store, cfg, tmp_path):
+    from ganstudy.tracking import finish_study_run
+
+    params = _params(tmp_path)
+    assert finish_study_run(cfg, "tiny", tmp_path, params) is None  # everything was cached
+    parent = store.get_run(_child(cfg, params)).data.tags[PARENT_TAG]
+    assert store.get_run(parent).info.status == "RUNNING"
+    assert finish_study_run(cfg, "tiny", tmp_path, params) == parent
+    assert store.get_run(parent).info.status == "FINISHED"

@@ -52,7 +52,8 @@ def record_execution(
 
     parent = finish_study_run(tracking, study.name, params_path=params_path)
     eid = experiment_id(tracking, study.name)
-    rows = [("MLflow parent run", f"{UI}/#/experiments/{eid}/runs/{parent}")]
+    link = f"{UI}/#/experiments/{eid}/runs/{parent}" if parent else "none (no item ran)"
+    rows = [("MLflow parent run", link)]
     champion = register_champion(tracking, study.name, candidates(runs, models_dir))
     if champion is None:
         return [*rows, ("MLflow model", "none registered (no run with one generator and a FID)")]
