@@ -56,12 +56,13 @@ class Processes:
         """Stop the server and workers, then any flow run process still in the project."""
         for proc in self.procs:
             with_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
         for proc in self.procs:
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with_group(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
+                proc.wait(timeout=10)
         for proc in psutil.process_iter(["cwd"]):
             if (proc.info["cwd"] or "").startswith(str(project)):
                 proc.kill()
@@ -137,13 +138,21 @@ def prefect(*args: str, procs: Processes, cwd: Path) -> str:
     return result.stdout
 
 
+def api_post(api: str, path: str, body: dict) -> list[dict]:
+    # A generous timeout: the server's SQLite store is slow on 2 busy cores.
+    return httpx.post(f"{api}/{path}", json=body, timeout=60).json()
+
+
 def flow_runs(api: str) -> list[dict]:
-    return httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
+    try:
+        return api_post(api, "flow_runs/filter", {})
+    except httpx.TimeoutException:
+        return []  # polled again
 
 
 def run_logs(api: str, flow_run_id: str) -> str:
     body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
-    return "\n".join(log["message"] for log in httpx.post(f"{api}/logs/filter", json=body).json())
+    return "\n".join(log["message"] for log in api_post(api, "logs/filter", body))
 
 
 @pytest.mark.slow
@@ -152,7 +161,7 @@ def test_scheduled_study_on_a_server_with_two_workers(server):
     # The repository's prefect.yaml, deployed as a user does (`make deploy`).
     prefect("work-pool", "create", "ganstudy-local", "--type", "process", procs=procs, cwd=project)
     prefect("deploy", "--all", procs=procs, cwd=project)
-    for deployment in httpx.post(f"{api}/deployments/filter", json={}).json():
+    for deployment in api_post(api, "deployments/filter", {}):
         pull = deployment["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]
         assert pull["directory"] == str(project)  # runs work in the throw-away copy only
     # Its cron is every 15 minutes; add a 5-second schedule so the test need not wait.
