@@ -9,6 +9,7 @@ import fcntl
 import json
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -83,6 +84,12 @@ def fake(monkeypatch) -> FakeProject:
     no_delay = study_module.repro_item.with_options(retry_delay_seconds=0)
     monkeypatch.setattr(study_module, "repro_item", no_delay)
     return fake
+
+
+def test_the_flow_imports_neither_torch_nor_dvc():
+    code = "import sys, pipelines.study; print(sorted({'torch', 'dvc'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
 
 
 def test_items_run_concurrently_each_pinned_to_a_gpu(harness, fake, monkeypatch, tmp_path):
