@@ -31,7 +31,7 @@ test-studies: setup     ## each paper-table study at its tiny size through dvc (
 	python -m pytest -m slow
 
 lint: setup
-	ruff check src stages pipelines tests
+	ruff check src stages pipelines tests benchmarks
 
 flow: setup             ## the study as a Prefect flow (temporary local server); FLOW_ARGS="--workers 2 --threads-per-item 1"
 	python -m pipelines.study $(FLOW_ARGS)
