@@ -3,8 +3,8 @@
 import argparse
 from collections.abc import Sequence
 
-from ganstudy.cli import run_stage
 from ganstudy.config import load_section
+from ganstudy.errors import run_stage
 from ganstudy.study.augmentation import run_downstream
 
 
@@ -16,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--augmented", required=True, help="augment stage folder")
     parser.add_argument("--run", help="the variant's run folder (train's output)")
     parser.add_argument("--out", required=True, help="arm JSON to write")
+    parser.add_argument("--metrics", help="the run's evaluate metrics (the quality gate)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     run_downstream(
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_section("tracking", args.params),
         args.run,
         args.params,
+        args.metrics,
     )
 
 

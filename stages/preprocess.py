@@ -3,9 +3,9 @@
 import argparse
 from collections.abc import Sequence
 
-from ganstudy.cli import run_stage
 from ganstudy.config import load_section
 from ganstudy.data.preprocess import preprocess
+from ganstudy.errors import run_stage
 
 
 def main(argv: Sequence[str] | None = None) -> None:

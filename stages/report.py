@@ -3,8 +3,8 @@
 import argparse
 from collections.abc import Sequence
 
-from ganstudy.cli import run_stage
 from ganstudy.config import load_section
+from ganstudy.errors import run_stage
 from ganstudy.report import build_report
 
 

@@ -3,7 +3,7 @@
 import argparse
 from collections.abc import Sequence
 
-from ganstudy.cli import run_stage
+from ganstudy.errors import run_stage
 from ganstudy.training.run import train_variant
 
 

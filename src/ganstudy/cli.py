@@ -1,30 +1,11 @@
 """The ``ganstudy`` command: what exists (variants, games, datasets, metrics), config checks."""
 
 import argparse
-import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ganstudy.errors import GanstudyError
+from ganstudy.errors import GanstudyError, run_stage  # run_stage: re-exported
 from ganstudy.registry import Registry
-
-
-def run_stage(
-    main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None
-) -> None:
-    """Run a command; a user error becomes one line on stderr and exit status 2."""
-    try:
-        main(argv)
-    except GanstudyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:  # piped into a reader that stopped early (`| head`): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
-        sys.exit(0)
 
 
 def _listing(
@@ -84,6 +65,11 @@ def _metrics(args: argparse.Namespace) -> None:
         lambda m: m.protocol,
         args.name,
     )
+    if args.name is None:  # not from features: scored on D itself, for a D with a class head
+        from ganstudy.models.sgan import HEAD_PROTOCOL
+
+        what = "test accuracy of D's class head (SGAN, AC-GAN)"
+        print(f"  {'head_accuracy':16} {what}: {HEAD_PROTOCOL}")
 
 
 def _check(args: argparse.Namespace) -> None:

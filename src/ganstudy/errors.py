@@ -1,4 +1,12 @@
-"""User-facing errors: one clear line, non-zero exit, never a traceback for bad input."""
+"""User-facing errors: one clear line, non-zero exit, never a traceback for bad input.
+
+``run_stage`` lives here, not in ``cli``, because every stage script calls it: a stage's DVC
+deps are the modules its script imports, and ``cli`` imports the whole package.
+"""
+
+import os
+import sys
+from collections.abc import Callable, Sequence
 
 
 class GanstudyError(Exception):
@@ -10,3 +18,20 @@ class UnknownNameError(GanstudyError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+def run_stage(
+    main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None
+) -> None:
+    """Run a command; a user error becomes one line on stderr and exit status 2."""
+    try:
+        main(argv)
+    except GanstudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # piped into a reader that stopped early (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        sys.exit(0)
