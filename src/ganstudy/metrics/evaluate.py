@@ -180,7 +180,8 @@ def evaluate_run(
     images, state = generate(run_dir, cfg.num_samples, cfg.batch_size, device, train)
     metrics, feats = score(images, reference_dir, cfg, device, state["sample_labels"])
     if processed_dir is not None:  # D's class head on the test split (book §7.2.8 / §7.3)
-        accuracy = head_accuracy(run_dir, *_split(processed_dir, "test"), device, cfg.batch_size)
+        test = _split(processed_dir, "test")  # BatchNorm statistics from real train images:
+        accuracy = head_accuracy(run_dir, *test, device, cfg.batch_size, train[0])
         if accuracy is not None:
             metrics["head_accuracy_test"] = accuracy
     record = {**metrics, "step": state["step"], "seed": state["config"]["seed"]}

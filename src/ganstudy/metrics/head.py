@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ganstudy.models import ImageSpec, build_gan, has_classifier, is_conditional
-from ganstudy.models.sgan import classifier_accuracy
+from ganstudy.models.sgan import HEAD_STATS_IMAGES, classifier_accuracy
 from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ganstudy.training.run import PER_CLASS_FILE
 
@@ -20,8 +20,10 @@ def head_accuracy(
     labels: torch.Tensor,
     device: torch.device,
     batch_size: int = 500,
+    stats_images: torch.Tensor | None = None,
 ) -> float | None:
-    """Accuracy of the run's final D's class head (argmax of its class logits) on ``images``.
+    """Accuracy of the run's final D's class head (argmax of its class logits) on ``images``,
+    under the head protocol (``models.sgan.HEAD_PROTOCOL``) when ``stats_images`` are given.
 
     Args:
         run_dir: a training run's folder, holding its checkpoint.
@@ -29,6 +31,9 @@ def head_accuracy(
         labels: (N,) int class of each image.
         device: where D runs.
         batch_size: images per forward pass.
+        stats_images: (M, C, H, W) real training images in [-1, 1]; the first
+            ``HEAD_STATS_IMAGES`` re-estimate D's BatchNorm statistics before it is scored. None
+            scores D's own running statistics (not the protocol: for comparisons only).
 
     Returns:
         The fraction of images classified right, in [0, 1]; None when the run has no single
@@ -43,4 +48,6 @@ def head_accuracy(
     if not has_classifier(D) or is_conditional(D):
         return None
     D.load_state_dict(state["D"])
-    return classifier_accuracy(D.to(device), images, labels, batch_size)
+    if stats_images is not None:
+        stats_images = stats_images[:HEAD_STATS_IMAGES]
+    return classifier_accuracy(D.to(device), images, labels, batch_size, stats_images)

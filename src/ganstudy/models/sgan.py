@@ -9,6 +9,8 @@ logsumexp(l) as its real/fake logit: D(x) = (real/fake logits (B,), class logits
 Train with game sgan.
 """
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -56,14 +58,65 @@ def build(
     return G, Discriminator(features, classes)
 
 
+# The head-accuracy protocol: BatchNorm statistics are re-estimated on at most this many real
+# training images (the first of the split: its originals) before a head is scored.
+HEAD_STATS_IMAGES = 10_000
+HEAD_PROTOCOL = (
+    "argmax of D's class logits in eval mode (dropout off), after BatchNorm running statistics "
+    f"are re-estimated on the first {HEAD_STATS_IMAGES:,} real training images (no labels, no "
+    "fakes; exact cumulative average over batches); the same for every arm"
+)
+
+
+@torch.no_grad()
+def recompute_batchnorm(D: nn.Module, images: torch.Tensor, batch_size: int = 500) -> nn.Module:
+    """A copy of ``D`` whose BatchNorm running statistics are re-estimated on ``images``.
+
+    Why: a D's running statistics are an exponential average of its training batches. A briefly
+    trained classifier (the book's baseline: 120 updates at Keras momentum 0.99) still carries
+    much of their initial values, and an SGAN's mix real and fake batches; scored on them, a head
+    measures how far the averages converged, not what it learnt. Re-estimating them on the same
+    real images (the cumulative average with momentum None, as ``torch.optim.swa_utils.update_bn``,
+    but with only the BatchNorm layers in train mode: Dropout stays off and draws nothing) scores
+    every arm alike. D itself is not changed; the copy is in eval mode.
+
+    Args:
+        D: a network with or without BatchNorm layers (without, the copy scores as D).
+        images: (N, C, H, W) real images in [-1, 1], N >= 1.
+        batch_size: images per forward pass.
+    """
+    D = copy.deepcopy(D).eval()
+    norms = [m for m in D.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return D
+    device = next(D.parameters()).device
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+        m.train()
+    for start in range(0, len(images), batch_size):
+        D(images[start : start + batch_size].to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+        m.eval()
+    return D
+
+
 @torch.no_grad()
 def classifier_accuracy(
-    D: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+    D: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 500,
+    stats_images: torch.Tensor | None = None,
 ) -> float:
     """Accuracy of D's supervised head (argmax of its class logits) on labelled images.
 
     D runs in eval mode (dropout off, BatchNorm on its running statistics), as Keras's
-    ``evaluate`` scores the book's classifier (§7.2.8); its mode is restored afterwards.
+    ``evaluate`` scores the book's classifier (§7.2.8); its mode is restored afterwards. With
+    ``stats_images``, the running statistics are first re-estimated on them, in a copy of D
+    (``recompute_batchnorm``): the project's protocol for every head number (``HEAD_PROTOCOL``).
 
     Args:
         D: an SGAN (or other auxiliary-classifier) D returning (scores (B,), class logits (B, K)),
@@ -71,6 +124,8 @@ def classifier_accuracy(
         images: (N, C, H, W) images in [-1, 1], on any device (batches move to D's).
         labels: (N,) int class of each image.
         batch_size: images per forward pass.
+        stats_images: (M, C, H, W) real training images in [-1, 1], or None to score D's own
+            running statistics.
 
     Returns:
         The fraction of images whose predicted class is their label, in [0, 1].
@@ -82,6 +137,10 @@ def classifier_accuracy(
         )
     if batch_size < 1:
         raise GanstudyError(f"batch_size must be >= 1 (got {batch_size})")
+    if stats_images is not None:
+        if len(stats_images) == 0:
+            raise GanstudyError("classifier_accuracy: stats_images is empty")
+        D = recompute_batchnorm(D, stats_images, batch_size)
     device = next(D.parameters()).device
     was_training = D.training
     D.eval()
