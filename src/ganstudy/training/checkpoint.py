@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ganstudy.codebase import PACKAGE, PACKAGE_DIR, closure
 from ganstudy.errors import GanstudyError
 from ganstudy.io import save_torch
 
@@ -20,14 +21,31 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 def resume_key(resolved: dict[str, Any]) -> str:
     """What a checkpoint must match to be resumed: the resolved config (data digest included)
-    and the training code. A finished run re-triggered by changed code or data starts afresh."""
+    and the code the run executes (``code_files``). A finished run re-triggered by changed code
+    or data starts afresh; a change to code the run does not load (another architecture's
+    module, say) leaves it alone."""
     h = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode())
-    package = Path(__file__).resolve().parents[1]
-    for path in sorted(
-        [*package.glob("training/*.py"), *package.glob("models/*.py"), *package.glob("losses/*.py")]
-    ):
-        h.update(path.read_bytes())
+    variant = resolved["variant"]
+    for path in code_files(variant["arch"], variant["game"]):
+        # The file's place in the package too: a moved module is different code.
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def code_files(arch: str, game: str) -> list[Path]:
+    """The package's source files a run of architecture ``arch`` and game ``game`` executes:
+    what the training loop imports, and the modules defining the architecture and the game
+    with what they import. The registries' other plugin modules are loaded too, only to
+    register their names, so they are left out."""
+    from ganstudy.losses import GAMES
+    from ganstudy.models import ARCHITECTURES
+
+    modules = {
+        "ganstudy.training.loop",
+        ARCHITECTURES.get(arch).build.__module__,
+        *(cls.__module__ for cls in GAMES.get(game).__mro__),  # a game may extend another's
+    }
+    return sorted(closure([m for m in modules if m.split(".")[0] == PACKAGE], False))
 
 
 def tensor_digest(x: torch.Tensor) -> str:
