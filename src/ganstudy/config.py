@@ -102,6 +102,9 @@ class TrainConfig(Section):
     log_every: int = PositiveInt  # iterations between logged loss values
     sample_every: int = PositiveInt  # iterations between sample grids
     checkpoint_every: int = PositiveInt  # iterations between resumable checkpoints
+    # Iterations between held-out checks (a class head's validation accuracy, for D's with one);
+    # None: at every sample grid.
+    validate_every: int | None = Field(None, gt=0)
     grid_size: int = Field(ge=1, le=256)  # images in a sample grid
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # Instance noise: N(0, std^2) on D's real and fake inputs, std annealed linearly to 0.
@@ -136,9 +139,11 @@ class VariantConfig(Section):
     # Semi-supervised runs: only this many training labels are visible (class-balanced, drawn
     # with the run's seed); null = all. For games that take a labelled batch (sgan).
     labelled: int | None = Field(default=None, gt=0)
-    # Which labels: balanced (n // K a class, drawn with the seed) or first (the first n training
-    # images as they come, as the book's SGAN takes them).
-    labelled_pick: Literal["balanced", "first"] = "balanced"
+    # Which labels, all distinct original images (never augmented copies): balanced (n // K a
+    # class, drawn with the seed), random (n drawn uniformly with the seed: the book's first n of
+    # a shuffled set, a new draw per seed) or first (the first n training images as they come,
+    # as the book's SGAN takes them: the same for every seed).
+    labelled_pick: Literal["balanced", "random", "first"] = "balanced"
     # One generator per class, each trained on its class alone (Frid-Adar et al. 2018's DCGAN per
     # lesion class); for unconditional architectures. Evaluate samples the classes evenly.
     per_class: bool = False

@@ -110,6 +110,33 @@ def test_preprocess_digits_writes_splits_and_manifest(tmp_path):
     assert not (tmp_path / "p2").exists()  # nothing half-written
 
 
+def test_val_per_class_sizes_the_validation_split_like_the_low_data_train_split(tmp_path):
+    """The augmentation study validates on as few images as it trains on (Frid-Adar et al.
+    cross-validate 182 lesions): val is capped per class, train and test are untouched."""
+    from ganstudy.config import DownloadConfig
+
+    fetch_raw(DownloadConfig(dataset="digits"), tmp_path / "raw")
+    common = {"image_size": 8, "val_fraction": 0.4, "test_fraction": 0.2, "seed": 0}
+    cfg = PreprocessConfig(n_per_class=6, classes=[0, 1, 2], **common)
+    preprocess("digits", tmp_path / "raw", tmp_path / "all", cfg)
+    preprocess(
+        "digits", tmp_path / "raw", tmp_path / "cap", cfg.model_copy(update={"val_per_class": 6})
+    )
+    full, capped = read_manifest(tmp_path / "all"), read_manifest(tmp_path / "cap")
+    assert min(full["splits"]["val"]["per_class"]) > 6  # without the cap val dwarfs train
+    assert capped["splits"]["val"]["per_class"] == [6, 6, 6]
+    assert capped["splits"]["train"]["per_class"] == [6, 6, 6]
+    for name in ("train", "test"):
+        a, b = load_split(tmp_path / "all", name)[0], load_split(tmp_path / "cap", name)[0]
+        assert np.array_equal(a, b)
+    # The capped images are a subset of the uncapped validation split.
+    big, small = load_split(tmp_path / "all", "val")[0], load_split(tmp_path / "cap", "val")[0]
+    rows = {im.tobytes() for im in big}
+    assert all(im.tobytes() in rows for im in small)
+    with pytest.raises(ValueError, match="greater than 0"):
+        PreprocessConfig(val_per_class=0, **common)
+
+
 AUG = AugmentConfig(
     copies=2, rotation_deg=15, translate=0.1, scale=(0.9, 1.1), hflip=0.5, vflip=0.0, seed=3
 )

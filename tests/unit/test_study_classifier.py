@@ -14,7 +14,7 @@ from ganstudy.study import (
     train_classifier,
 )
 
-SETTINGS = {"epochs": 5, "batch_size": 16, "lr": 1e-3, "seed": 0, "device": "cpu"}
+SETTINGS = {"steps": 20, "eval_every": 4, "batch_size": 16, "lr": 1e-3, "seed": 0, "device": "cpu"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -125,12 +125,13 @@ def test_learns_a_separable_three_class_problem():
     fit = train_classifier(*train, *val, 3, **SETTINGS)
     m = classification_metrics(predict_proba(fit.model, test[0]), test[1].numpy())
     assert m["accuracy"] > 0.9
-    assert len(fit.history) == SETTINGS["epochs"] and not fit.model.training
+    assert [r.step for r in fit.history] == [4, 8, 12, 16, 20] and not fit.model.training
+    assert fit.steps == 20
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
     train, val = blocks(30, 1), blocks(15, 2)
-    settings = {**SETTINGS, "epochs": 2}
+    settings = {**SETTINGS, "steps": 4, "eval_every": 2}
     runs = [train_classifier(*train, *val, 3, **{**settings, "seed": s}) for s in (7, 7, 8)]
     states = [r.model.state_dict() for r in runs]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
@@ -138,26 +139,56 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
 
 
-def test_keeps_the_best_validation_epoch_not_the_last():
-    # A far too large step size makes validation accuracy jump up and down between epochs.
+def test_keeps_the_best_validation_step_not_the_last():
+    # A far too large step size makes validation accuracy jump up and down between scores.
     train, val = blocks(30, 1), blocks(30, 2)
-    fit = train_classifier(*train, *val, 3, **{**SETTINGS, "epochs": 6, "lr": 0.3})
+    fit = train_classifier(*train, *val, 3, **{**SETTINGS, "steps": 12, "eval_every": 2, "lr": 0.3})
     accs = [r.val_accuracy for r in fit.history]
-    assert accs[-1] < max(accs), "this run must end below its best epoch to test selection"
-    # Best accuracy; among equal accuracies the lower validation loss, then the earlier epoch.
-    assert fit.best_epoch == max(fit.history, key=lambda r: (r.val_accuracy, -r.val_loss)).epoch
-    # The returned weights are the best epoch's: rescoring them gives its validation accuracy.
+    assert accs[-1] < max(accs), "this run must end below its best step to test selection"
+    # Best accuracy; among equal accuracies the lower validation loss, then the earlier step.
+    assert fit.best_step == max(fit.history, key=lambda r: (r.val_accuracy, -r.val_loss)).step
+    # The returned weights are the best step's: rescoring them gives its validation accuracy.
     val_acc = classification_metrics(predict_proba(fit.model, val[0]), val[1].numpy())["accuracy"]
     assert val_acc == pytest.approx(max(accs))
 
 
 def test_tiny_training_sets_train_without_errors():
     x, y = blocks(30, 1)
-    fit = train_classifier(x, y, *blocks(9, 2), 3, **{**SETTINGS, "batch_size": 64, "epochs": 2})
+    fit = train_classifier(
+        x, y, *blocks(9, 2), 3, **{**SETTINGS, "batch_size": 64, "steps": 2, "eval_every": 1}
+    )
     assert len(fit.history) == 2
-    # The smallest images, and a last batch of one image (31 = 3 x 10 + 1) under BatchNorm.
+    # The smallest images, and a batch size the training set does not divide.
     x, y = blocks(31, 1, size=8)
-    train_classifier(x, y, *blocks(6, 2, size=8), 3, **{**SETTINGS, "batch_size": 10, "epochs": 1})
+    train_classifier(x, y, *blocks(6, 2, size=8), 3, **{**SETTINGS, "batch_size": 10, "steps": 4})
+
+
+def test_every_training_set_size_gets_the_same_optimizer_steps_and_images(monkeypatch):
+    """The step budget (issue 13): 30 or 300 training images, the optimizer steps the same
+    number of times (counted at Adam.step, not read off the loop) on batches of one size."""
+    counted, sizes = [], []
+    step = torch.optim.Adam.step
+
+    def counting_step(self, *args, **kwargs):
+        counted[-1] += 1
+        return step(self, *args, **kwargs)
+
+    original_forward = StudyCNN.forward
+
+    def recording_forward(self, x):
+        if self.training:
+            sizes.append(len(x))
+        return original_forward(self, x)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
+    monkeypatch.setattr(StudyCNN, "forward", recording_forward)
+    val = blocks(9, 2)
+    for n in (30, 300):
+        counted.append(0)
+        fit = train_classifier(*blocks(n, 1), *val, 3, **{**SETTINGS, "steps": 7, "eval_every": 3})
+        assert fit.steps == 7 and [r.step for r in fit.history] == [3, 6, 7]
+    assert counted == [7, 7]
+    assert sizes == [16] * 14  # every step a full batch, in both runs
 
 
 @pytest.mark.parametrize(
@@ -169,7 +200,8 @@ def test_tiny_training_sets_train_without_errors():
         ({"val_y": torch.zeros(9)}, "integer"),
         ({"train_x": torch.zeros(30, 28, 28, 1, dtype=torch.uint8)}, "float \\(N, C, H, W\\)"),
         ({"val_x": torch.zeros(9, 1, 28, 27)}, "val images are \\(1, 28, 27\\)"),
-        ({"epochs": 0}, "must be positive"),
+        ({"steps": 0}, "must be positive"),
+        ({"eval_every": 0}, "must be positive"),
     ],
 )
 def test_bad_classifier_inputs_are_clear_errors(change, match):

@@ -98,6 +98,8 @@ def preprocess(
     splits = make_splits(splits, cfg)
     if cfg.n_per_class is not None:
         splits["train"] = subsample_per_class(splits["train"], cfg.n_per_class, cfg.seed)
+    if cfg.val_per_class is not None:  # a low-data study validates on a set like its train set
+        splits["val"] = subsample_per_class(splits["val"], cfg.val_per_class, cfg.seed)
     splits = {k: (resize(x, cfg.image_size), y) for k, (x, y) in splits.items()}
     with atomic_dir(out_dir) as tmp:
         for name, split in splits.items():

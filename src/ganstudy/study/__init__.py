@@ -3,7 +3,7 @@ images to a small, classically augmented training set make a classifier better?"
 
 from ganstudy.study.classifier import (
     ClassifierFit,
-    EpochRecord,
+    EvalRecord,
     StudyCNN,
     classification_metrics,
     confusion_matrix,
@@ -13,7 +13,7 @@ from ganstudy.study.classifier import (
 
 __all__ = [
     "ClassifierFit",
-    "EpochRecord",
+    "EvalRecord",
     "StudyCNN",
     "classification_metrics",
     "confusion_matrix",

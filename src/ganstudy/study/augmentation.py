@@ -5,15 +5,24 @@ Step 1 augments a small labelled set classically (the augment stage), step 2 tra
 split (here). Arms:
 
 - ``classic``: the real training split plus ``c`` classic images, for each ``c`` in
-  ``downstream.counts``; ``c = 0`` is the real-only arm.
+  ``downstream.counts`` and in ``max(counts) + counts``; ``c = 0`` is the real-only arm.
 - a GAN variant: the real split plus ``max(counts)`` classic images plus ``c`` synthetic
   images of that variant's generator (conditional or per-class, so each image has a class).
 
+The fair design (issue 13): every classifier takes the same number of optimizer steps
+(``downstream.steps``), so no arm wins on updates alone; "classic + c synthetic" has an
+equal-size twin, "classic + c more classic" (the classic arm at ``max(counts) + c``), so a gain
+is a gain of synthetic over classic images, not of a larger set; a GAN arm records its
+generator's per-class FID and whether it passes ``downstream.max_class_fid``.
+
 Added images are nested: count ``c`` takes the first ``c`` of one seeded order, so a larger
 count holds every image of a smaller one and the curve moves by what is added, not by a new
-draw. Selection (the epoch kept) uses the validation split only.
+draw; a GAN arm's classic images are the classic arm's first ``max(counts)``. Selection (the
+step kept) uses the validation split only.
 """
 
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +38,7 @@ from ganstudy.training.loop import resolve_device
 
 CLASSIC = "classic"  # the arm name of classic augmentation alone
 GRID_PER_SOURCE = 16  # images of each source (real, classic, synthetic) in the arm's picture
+CLASS_FID = re.compile(r"^(fid_.+)_class(\d+)$")  # evaluate's per-class FID of a conditional run
 
 Images = tuple[torch.Tensor, torch.Tensor]  # (N, C, H, W) in [-1, 1], (N,) int64 classes
 
@@ -46,6 +56,43 @@ def classic_pool(processed_dir: str | Path, augmented_dir: str | Path) -> tuple[
             "re-run the augment stage (dvc repro)"
         )
     return real, (augmented[0][n:], augmented[1][n:])
+
+
+def classic_counts(cfg: DownstreamConfig) -> list[int]:
+    """The classic arm's counts: ``counts`` and, for each, ``max(counts) + c``, the size of the
+    GAN arms' training set at synthetic count ``c`` (their equal-size control)."""
+    top = cfg.counts[-1]
+    return sorted(set(cfg.counts) | {top + c for c in cfg.counts})
+
+
+def quality_gate(metrics: dict[str, Any], max_class_fid: float | None) -> dict[str, Any]:
+    """A generator's per-class FID (evaluate's ``fid_*_class<k>``) against the gate.
+
+    Returns:
+        ``{"metric", "fid_class": {k: FID}, "worst", "threshold", "passed"}``; ``passed`` is
+        None without a threshold, False when the worst class is above it or not finite.
+    """
+    found: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if (m := CLASS_FID.match(key)) and value is not None:
+            found.setdefault(m[1], {})[m[2]] = float(value)
+    if len(found) != 1:
+        raise GanstudyError(
+            f"the quality gate needs one family of per-class FIDs (fid_*_class<k>), found "
+            f"{sorted(found) or 'none'}; evaluate a conditional or per-class run"
+        )
+    ((metric, per_class),) = found.items()
+    worst = max(per_class.values(), key=lambda v: math.inf if math.isnan(v) else v)
+    passed = None
+    if max_class_fid is not None:
+        passed = bool(math.isfinite(worst) and worst <= max_class_fid)
+    return {
+        "metric": f"{metric}_class<k>",
+        "fid_class": dict(sorted(per_class.items(), key=lambda kv: int(kv[0]))),
+        "worst": worst,
+        "threshold": max_class_fid,
+        "passed": passed,
+    }
 
 
 def nested_order(n: int, seed: int) -> torch.Tensor:
@@ -78,8 +125,10 @@ def run_arm(
     cfg: DownstreamConfig,
     run_dir: str | Path | None = None,
     grid_path: str | Path | None = None,
+    metrics_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train and score the classifier of ``arm`` at every count of ``cfg.counts``.
+    """Train and score the classifier of ``arm`` at every count (``classic_counts`` for the
+    classic arm, ``cfg.counts`` for a GAN arm), each with ``cfg.steps`` optimizer steps.
 
     Args:
         arm: ``classic`` or the name of a GAN variant (then ``run_dir`` is its trained run).
@@ -89,26 +138,39 @@ def run_arm(
         cfg: the downstream section.
         run_dir: the GAN run folder (models/<variant>/<seed>) of a GAN arm; None for classic.
         grid_path: where to save real | classic | synthetic example images side by side.
+        metrics_path: a GAN arm's evaluate metrics (``metrics/<variant>/<seed>.json``), for
+            the quality gate; needed when ``cfg.max_class_fid`` is set.
 
     Returns:
-        ``{"arm", "seed", "counts", "n_real", "n_classic_base", "results": {str(c): metrics}}``
-        with ``classification_metrics`` of the test split, the training-set size and the kept
-        epoch for each count.
+        ``{"arm", "seed", "counts", "n_real", "n_classic_base", "steps", "results": {str(c):
+        metrics}}`` with ``classification_metrics`` of the test split, the training-set size,
+        the optimizer steps taken and the step kept for each count; a GAN arm's record also has
+        ``quality`` (``quality_gate``) when ``metrics_path`` is given.
     """
     if (arm == CLASSIC) != (run_dir is None):
         raise GanstudyError(f"arm {arm!r}: a GAN arm needs its run folder, classic none")
+    quality = None
+    if run_dir is not None and metrics_path is not None:
+        quality = quality_gate(read_json(metrics_path), cfg.max_class_fid)
+    elif run_dir is not None and cfg.max_class_fid is not None:
+        raise GanstudyError(
+            f"arm {arm!r}: downstream.max_class_fid is set but no evaluate metrics were given"
+        )
     device = resolve_device(cfg.device)
     num_classes = len(read_manifest(processed_dir)["classes"])
     real, classic = classic_pool(processed_dir, augmented_dir)
     val, test = _split(processed_dir, "val"), _split(processed_dir, "test")
     top = cfg.counts[-1]
-    classic = _take(classic, nested_order(len(classic[0]), seed), top, "classic images")
+    counts = cfg.counts if run_dir is not None else classic_counts(cfg)
+    order = nested_order(len(classic[0]), seed)
+    classic = _take(classic, order, 2 * top, "classic images (max(counts) x 2: the controls)")
     base, extra = real, classic  # classic arm: real + first c classic images
-    if run_dir is not None:  # GAN arm: real + all classic + first c synthetic images
+    if run_dir is not None:  # GAN arm: real + the first max(counts) classic + c synthetic
+        classic = (classic[0][:top], classic[1][:top])
         base = _cat(real, classic)
         extra = synthetic_images(run_dir, top, 500, device)
     results = {}
-    for count in cfg.counts:
+    for count in counts:
         train = _cat(base, (extra[0][:count], extra[1][:count]))
         fit = train_classifier(
             train[0],
@@ -116,7 +178,8 @@ def run_arm(
             val[0],
             val[1],
             num_classes,
-            epochs=cfg.epochs,
+            steps=cfg.steps,
+            eval_every=cfg.eval_every,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             seed=seed,
@@ -126,18 +189,21 @@ def run_arm(
         results[str(count)] = {
             **scores,
             "n_train": len(train[0]),
-            "best_epoch": fit.best_epoch,
-            "val_accuracy": fit.history[fit.best_epoch - 1].val_accuracy,
+            "steps": fit.steps,
+            "best_step": fit.best_step,
+            "val_accuracy": next(r for r in fit.history if r.step == fit.best_step).val_accuracy,
         }
     if grid_path is not None:
         _save_sources(real, classic, None if run_dir is None else extra, grid_path)
     return {
         "arm": arm,
         "seed": seed,
-        "counts": list(cfg.counts),
+        "counts": list(counts),
         "n_real": len(real[0]),
         "n_classic_base": 0 if run_dir is None else top,
+        "steps": cfg.steps,
         "results": results,
+        **({} if quality is None else {"quality": quality}),
     }
 
 
@@ -158,13 +224,16 @@ def run_downstream(
     tracking: TrackingConfig,
     run_dir: str | Path | None = None,
     params_path: str | Path = PARAMS_FILE,
+    metrics_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """The downstream stage: ``run_arm``, its JSON and picture, and an MLflow run
     ``downstream-<arm>-seed<s>`` (a child of the execution's parent run, found with
     ``params_path``) whose metrics are logged with the count as the step."""
     from ganstudy.tracking import start_run
 
-    record = run_arm(arm, seed, processed_dir, augmented_dir, cfg, run_dir, grid_path(out_path))
+    record = run_arm(
+        arm, seed, processed_dir, augmented_dir, cfg, run_dir, grid_path(out_path), metrics_path
+    )
     tags = {
         "arm": arm,
         "variant": arm,  # "classic" or a GAN variant: one tag to group by in the UI
@@ -178,6 +247,11 @@ def run_downstream(
         run.log_params({"downstream": cfg.model_dump(), "n_real": record["n_real"]})
         for count, scores in record["results"].items():
             run.log_metrics({f"downstream/{k}": v for k, v in scores.items()}, step=int(count))
+        if "quality" in record:  # the generator's worst per-class FID and the gate's verdict
+            gate = record["quality"]
+            run.log_metrics({"downstream/worst_class_fid": gate["worst"]})
+            if gate["passed"] is not None:
+                run.log_metrics({"downstream/quality_gate_passed": float(gate["passed"])})
         run.log_artifact(grid_path(out_path))
     write_json(out_path, record)
     return record
@@ -221,13 +295,17 @@ def arm_records(folder: str | Path) -> list[dict[str, Any]]:
 
 def as_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per arm x seed x count; ``added`` counts every image beyond the real split
-    (a GAN arm's synthetic images come after its classic ones)."""
+    (a GAN arm's synthetic images come after its classic ones), so a GAN row and the classic
+    row with the same ``added`` have training sets of one size. ``gate_passed`` and
+    ``worst_class_fid``: a GAN arm's quality gate (None for classic or without a gate)."""
     return [
         {
             "arm": rec["arm"],
             "seed": rec["seed"],
             "count": int(count),
             "added": int(count) + rec["n_classic_base"],
+            "gate_passed": rec.get("quality", {}).get("passed"),
+            "worst_class_fid": rec.get("quality", {}).get("worst"),
             **scores,
         }
         for rec in records

@@ -2,11 +2,13 @@
 
 Frid-Adar et al. 2018 (arXiv 1801.02385, 1803.01229; GANs in Action ch. 11.1) train one small CNN
 on real, classically augmented, or classic + GAN-made lesions and compare sensitivity and
-specificity. Every arm here trains this same network with the same settings; only the training
-set changes, and the epoch is chosen on the validation split alone.
+specificity. Every arm here trains this same network with the same settings and the same number
+of optimizer steps; only the training set changes, and the step kept is chosen on the validation
+split alone.
 """
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,18 +76,19 @@ class StudyCNN(nn.Module):
 
 
 @dataclass(frozen=True)
-class EpochRecord:
-    epoch: int  # 1-based
-    train_loss: float  # mean cross-entropy over the epoch's batches (training mode)
+class EvalRecord:
+    step: int  # optimizer steps taken when the validation split was scored
+    train_loss: float  # mean cross-entropy over the steps since the last record (training mode)
     val_loss: float  # mean cross-entropy on the validation split (eval mode)
     val_accuracy: float
 
 
 @dataclass
 class ClassifierFit:
-    model: StudyCNN  # the best epoch's weights, in eval mode
-    best_epoch: int  # 1-based, the epoch whose weights ``model`` holds
-    history: list[EpochRecord]
+    model: StudyCNN  # the best record's weights, in eval mode
+    best_step: int  # the step whose weights ``model`` holds
+    history: list[EvalRecord]
+    steps: int  # optimizer steps taken (counted, not planned): the same for every arm
 
 
 def train_classifier(
@@ -95,25 +98,33 @@ def train_classifier(
     val_y: torch.Tensor | np.ndarray,
     num_classes: int,
     *,
-    epochs: int,
+    steps: int,
+    eval_every: int,
     batch_size: int,
     lr: float,
     seed: int,
     device: str | torch.device = "cpu",
 ) -> ClassifierFit:
-    """Train ``StudyCNN`` with Adam and keep the epoch with the best validation accuracy.
+    """Train ``StudyCNN`` with Adam for exactly ``steps`` optimizer steps and keep the weights
+    with the best validation accuracy, scored every ``eval_every`` steps and after the last.
+
+    A fixed step budget, not a number of epochs: with epochs, a larger training set gets more
+    updates, and an arm of the augmentation study could win on steps alone. Every step takes
+    ``batch_size`` images from a stream of seeded reshuffles of the training set, so every arm
+    also sees the same number of images.
 
     Args:
         train_x, val_x: (N, C, H, W) float images in [-1, 1] (``data.arrays.to_model_range``).
         train_y, val_y: (N,) integer labels in [0, num_classes).
         num_classes: K, given explicitly because a tiny training set may miss a class.
-        epochs, batch_size, lr: passes over the training set, images per step, Adam step size.
+        steps, eval_every: optimizer steps, and steps between validation scores.
+        batch_size, lr: images per step, Adam step size.
         seed: weights, dropout and batch order; same seed and device give the same weights.
         device: "cpu", "cuda", "cuda:N" or "auto".
 
     Returns:
-        The best epoch's model (ties in accuracy go to the lower validation loss, then the
-        earlier epoch) with the per-epoch history. The test split is never seen here.
+        The best record's model (ties in accuracy go to the lower validation loss, then the
+        earlier step) with the history of validation scores. The test split is never seen here.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     train_y, val_y = _labels(train_y, num_classes, "train"), _labels(val_y, num_classes, "val")
@@ -125,30 +136,63 @@ def train_classifier(
         )
     if len(train_x) < 2:
         raise GanstudyError("the study classifier needs at least 2 training images")
-    if min(epochs, batch_size) < 1 or not lr > 0:
+    if min(steps, eval_every, batch_size) < 1 or not lr > 0:
         raise GanstudyError(
-            f"epochs, batch_size and lr must be positive: {epochs}, {batch_size}, {lr}"
+            f"steps, eval_every, batch_size and lr must be positive: "
+            f"{steps}, {eval_every}, {batch_size}, {lr}"
         )
     make_deterministic(device)
     torch.manual_seed(seed)  # initial weights and dropout masks
-    x, y = train_x.float().to(device), train_y.to(device)
-    vx, vy = val_x.float().to(device), val_y.to(device)
+    x, y = _standard(train_x.float().to(device)), train_y.to(device)
+    vx, vy = _standard(val_x.float().to(device)), val_y.to(device)
     model = StudyCNN(tuple(x.shape[1:]), num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    order = torch.Generator(device=device).manual_seed(seed)
-    history: list[EpochRecord] = []
-    best_key, best_epoch, best_state = (-math.inf, -math.inf), 0, {}
-    with tqdm(range(1, epochs + 1), desc="study classifier", unit="epoch", mininterval=2) as bar:
-        for epoch in bar:
-            train_loss = _train_epoch(model, opt, x, y, batch_size, order)
+    batches = _batches(len(x), batch_size, torch.Generator(device=device).manual_seed(seed))
+    history: list[EvalRecord] = []
+    best_key, best_step, best_state = (-math.inf, -math.inf), 0, {}
+    total, since = torch.zeros((), device=device), 0  # summed on the device: no sync per step
+    taken = 0
+    model.train()
+    with tqdm(range(1, steps + 1), desc="study classifier", unit="step", mininterval=2) as bar:
+        for step in bar:
+            idx = next(batches)  # (batch_size,)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            taken += 1
+            total, since = total + loss.detach(), since + 1
+            if step % eval_every and step != steps:
+                continue
             val_loss, val_acc = _evaluate(model, vx, vy)
-            history.append(EpochRecord(epoch, train_loss, val_loss, val_acc))
-            if (val_acc, -val_loss) > best_key:  # strict: exact ties keep the earlier epoch
-                best_key, best_epoch = (val_acc, -val_loss), epoch
+            model.train()
+            history.append(EvalRecord(step, total.item() / since, val_loss, val_acc))
+            total, since = torch.zeros((), device=device), 0
+            if (val_acc, -val_loss) > best_key:  # strict: exact ties keep the earlier step
+                best_key, best_step = (val_acc, -val_loss), step
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            bar.set_postfix(val_acc=f"{val_acc:.3f}", best=best_epoch)
+            bar.set_postfix(val_acc=f"{val_acc:.3f}", best=best_step)
     model.load_state_dict(best_state)
-    return ClassifierFit(model.eval(), best_epoch, history)
+    return ClassifierFit(model.eval(), best_step, history, taken)
+
+
+def _standard(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with NCHW strides. With one channel, images from NHWC arrays and images
+    concatenated with generated ones hold the same values under different strides, which
+    convolutions take for different memory formats and round differently: equal training sets
+    must give equal fits."""
+    return torch.empty_like(x, memory_format=torch.contiguous_format).copy_(x)
+
+
+def _batches(n: int, batch_size: int, order: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless (batch_size,) index batches: consecutive slices of a stream of seeded
+    permutations of range(n), a batch running on into the next permutation when one ends."""
+    stream = torch.empty(0, dtype=torch.long, device=order.device)
+    while True:
+        while len(stream) < batch_size:
+            stream = torch.cat([stream, torch.randperm(n, generator=order, device=order.device)])
+        yield stream[:batch_size]
+        stream = stream[batch_size:]
 
 
 def _labels(y: torch.Tensor | np.ndarray, num_classes: int, name: str) -> torch.Tensor:
@@ -167,27 +211,6 @@ def _check_images(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
         )
     if len(x) != len(y) or len(x) == 0:
         raise GanstudyError(f"{name}: {len(x)} images but {len(y)} labels (need >= 1 of each)")
-
-
-def _train_epoch(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batch_size: int,
-    order: torch.Generator,
-) -> float:
-    model.train()
-    # A last batch of one image is fine: from 8 px on, every BatchNorm sees >= 2x2 values.
-    batches = torch.randperm(len(x), generator=order, device=x.device).split(batch_size)
-    total = torch.zeros((), device=x.device)  # summed on the device: no sync per step
-    for idx in batches:
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.detach()
-    return total.item() / len(batches)
 
 
 @torch.no_grad()
