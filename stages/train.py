@@ -13,9 +13,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--data", required=True, help="folder with train.npz (augment's output)")
     parser.add_argument("--out", required=True, help="run folder to write")
+    parser.add_argument(
+        "--val", help="folder with val.npz (preprocess's output): a class head's held-out curve"
+    )
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    train_variant(args.variant, args.seed, args.data, args.out, args.params)
+    train_variant(args.variant, args.seed, args.data, args.out, args.params, args.val)
 
 
 if __name__ == "__main__":

@@ -70,3 +70,55 @@ def test_head_accuracy_of_a_run_applies_the_protocol_on_the_first_training_image
     assert HEAD_STATS_IMAGES >= 1000  # enough real images for stable moments
     with pytest.raises(GanstudyError, match="stats_images is empty"):
         classifier_accuracy(D, *held_out, stats_images=images[:0])
+
+
+# The validation curve a study's length is chosen from, and the labelled images' origin.
+
+
+def test_validation_curve_is_logged_and_leaves_training_exactly_as_without_it(tmp_path):
+    from ganstudy.config import TrainConfig
+    from ganstudy.io import write_npz
+    from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from ganstudy.training.run import HEAD_VAL_METRIC, head_validation
+    from tests.unit.test_sgan import variant as sgan_variant
+
+    images, labels = blocks(64, seed=0)
+    val = blocks(40, seed=2)
+    pixels = ((val[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    write_npz(tmp_path / "val.npz", images=pixels.numpy(), labels=val[1].numpy())
+    validate = head_validation(tmp_path, images)
+    six = TrainConfig(**(cfg(6).model_dump() | {"log_every": 3, "validate_every": 2}))
+    plain = train_gan(images, BLOCKS, "s", sgan_variant(), six, 0, tmp_path / "a", labels=labels)
+    seen = train_gan(
+        images,
+        BLOCKS,
+        "s",
+        sgan_variant(),
+        six,
+        0,
+        tmp_path / "b",
+        labels=labels,
+        validate=validate,
+    )
+    curve = seen.history.dropna(subset=[HEAD_VAL_METRIC])
+    assert curve["step"].tolist() == [2, 4, 6]  # every validate_every, off the log_every grid
+    assert curve[HEAD_VAL_METRIC].between(0, 1).all()
+    assert HEAD_VAL_METRIC not in plain.history
+    a, b = (load_checkpoint(tmp_path / r / CHECKPOINT_NAME) for r in "ab")
+    assert all(torch.equal(a["D"][k], b["D"][k]) for k in a["D"])  # D and its statistics
+    assert torch.equal(a["rng_cpu"], b["rng_cpu"])  # validation drew nothing
+    last = classifier_accuracy(trained_d(tmp_path / "b"), *val, stats_images=images)
+    assert curve[HEAD_VAL_METRIC].iloc[-1] == pytest.approx(last)
+
+
+def test_labelled_images_are_distinct_originals_random_pick_differs_by_seed():
+    from ganstudy.training.loop import labelled_subset
+
+    labels = torch.arange(40) % 4  # 10 originals a class, then 30 augmented copies
+    for pick in ("balanced", "random", "first"):
+        chosen = labelled_subset(labels, 8, seed=1, pick=pick, originals=10)
+        assert len(set(chosen.tolist())) == 8 and chosen.max() < 10
+    a, b = (labelled_subset(labels, 8, s, "random", originals=40) for s in (0, 1))
+    assert not torch.equal(a, b) and torch.equal(a, labelled_subset(labels, 8, 0, "random", 40))
+    with pytest.raises(GanstudyError, match="12 labels asked, the training split has 10"):
+        labelled_subset(labels, 12, 0, "random", originals=10)

@@ -85,9 +85,11 @@ def resolved_config(
     image: ImageSpec,
     images: torch.Tensor,
     labels: torch.Tensor | None = None,
+    originals: int | None = None,
 ) -> dict:
     """Everything that determines a training run, the training data's digest included (and the
-    labels' for an architecture that trains on them)."""
+    labels' for an architecture that trains on them; how many images are originals, for a run
+    that draws labelled images from them)."""
     resolved = {
         "variant": variant.model_dump(mode="json"),
         "train": variant.train_config(cfg).model_dump(mode="json"),
@@ -97,6 +99,8 @@ def resolved_config(
     }
     if labels is not None and ARCHITECTURES.get(variant.arch).uses_labels:
         resolved["label_digest"] = tensor_digest(labels)
+    if variant.labelled is not None and originals is not None:
+        resolved["labelled_from_first"] = originals
     return resolved
 
 
@@ -115,15 +119,22 @@ def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.T
 
 
 def labelled_subset(
-    labels: torch.Tensor, n: int, seed: int, pick: str = "balanced"
+    labels: torch.Tensor, n: int, seed: int, pick: str = "balanced", originals: int | None = None
 ) -> torch.Tensor:
-    """Indices (n,) of the labels a semi-supervised run may see: n // K of every class (the first
-    n % K classes one more), drawn with ``seed``; or with ``pick`` "first", the first n images
-    (the book's way). The same for every caller with the same arguments."""
-    if pick == "first":
+    """Indices (n,) of the labels a semi-supervised run may see, all distinct and among the first
+    ``originals`` images (the original images of a classically augmented split, which come before
+    their copies; None: all): n // K of every class (the first n % K classes one more), drawn with
+    ``seed``; with ``pick`` "random", n images drawn uniformly with ``seed`` (the book's first n of
+    a shuffled MNIST, one draw per seed); with "first", the first n images (the book's way, the
+    same for every seed). The same for every caller with the same arguments."""
+    labels = labels[: len(labels) if originals is None else originals]
+    if pick in ("first", "random"):
         if n > len(labels):
             raise GanstudyError(f"labelled: {n} labels asked, the training split has {len(labels)}")
-        return torch.arange(n)
+        if pick == "first":
+            return torch.arange(n)
+        gen = torch.Generator().manual_seed(seed + 30_000)
+        return torch.randperm(len(labels), generator=gen)[:n].sort().values
     gen = torch.Generator().manual_seed(seed + 30_000)
     classes = labels.cpu().unique()
     if n < len(classes):
@@ -236,15 +247,22 @@ def train_gan(
     sink: Sink | None = None,
     on_samples: Callable[[int, torch.Tensor], None] | None = None,
     labels: torch.Tensor | None = None,
+    originals: int | None = None,
+    validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``variant`` on ``images`` ((N, C, H, W) float in [-1, 1]), checkpointing in out_dir.
     ``labels`` (N,) int: the class of each image, needed by conditional architectures only.
+    ``originals``: the first this many images are originals, the rest their augmented copies
+    (semi-supervised labels are drawn from the originals); None: all are.
+    ``validate(D)``: named scalars of D on held-out data (e.g. its class head's validation
+    accuracy), logged every ``train.validate_every`` iterations and at the end; it must not
+    change D nor draw from the global RNG.
     ``cfg`` is the `train` section; the variant's own train values override it."""
     out_dir = Path(out_dir)
     cfg = variant.train_config(cfg)
     device = resolve_device(cfg.device)
     make_deterministic(device)
-    resolved = resolved_config(variant, cfg, seed, image, images, labels)
+    resolved = resolved_config(variant, cfg, seed, image, images, labels, originals)
     key = resume_key(resolved)
 
     # Construct networks, game and optimizers.
@@ -263,7 +281,7 @@ def train_gan(
     labelled = None
     if game.needs_labelled_batch:
         n = variant.labelled or len(images)
-        labelled = labelled_subset(labels, n, seed, variant.labelled_pick).to(device)
+        labelled = labelled_subset(labels, n, seed, variant.labelled_pick, originals).to(device)
     sampler = torch.Generator(device=device).manual_seed(seed)
     fixed = _fixed_inputs(G, cfg.grid_size, seed, data, label_data, image.num_classes)
     ema = make_ema(G, cfg.ema_beta)
@@ -375,7 +393,11 @@ def train_gan(
                 f"training diverged at iteration {step}: {bad}; last good checkpoint "
                 f"{ckpt_path} is kept (lower the learning rate or change the game)"
             )
-        if step % cfg.log_every == 0 or step == cfg.iterations:
+        every = cfg.validate_every or cfg.sample_every
+        validating = validate is not None and (step % every == 0 or step == cfg.iterations)
+        if validating:  # held-out scalars: the curve a run's length is chosen from
+            stats |= validate(D)
+        if validating or step % cfg.log_every == 0 or step == cfg.iterations:
             history.append({"step": step, **stats})
             if sink is not None:
                 sink(step, stats)

@@ -8,6 +8,7 @@ is ``class_<k>/`` inside the run folder, and ``per_class.json`` marks the folder
 import hashlib
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ganstudy.models import (
     make_fakes,
     translates,
 )
+from ganstudy.models.sgan import HEAD_STATS_IMAGES, classifier_accuracy
 from ganstudy.plots import save_grid, save_loss_curves
 from ganstudy.tracking import Run, start_run
 from ganstudy.training.checkpoint import (
@@ -55,8 +57,11 @@ def train_variant(
     data_dir: str | Path,
     out_dir: str | Path,
     params_path: str | Path = PARAMS_FILE,
+    val_dir: str | Path | None = None,
 ) -> Path:
-    """Train ``variant_name`` with ``seed`` on ``data_dir/train.npz``; write ``out_dir``."""
+    """Train ``variant_name`` with ``seed`` on ``data_dir/train.npz``; write ``out_dir``. With
+    ``val_dir`` (a folder holding ``val.npz``), a D with a single class head logs its validation
+    accuracy under the head protocol (``Head/accuracy_val``) as it trains."""
     study = load_section("study", params_path)
     cfg = load_section("train", params_path)
     tracking = load_section("tracking", params_path)
@@ -73,8 +78,10 @@ def train_variant(
         return _train_per_class(
             variant_name, variant, seed, manifest, images, labels, image, out_dir, params_path
         )
-    resolved = resolved_config(variant, cfg, seed, image, images, labels)
+    originals = original_count(manifest, len(x))
+    resolved = resolved_config(variant, cfg, seed, image, images, labels, originals)
     key = resume_key(resolved)
+    validate = None if val_dir is None else head_validation(val_dir, images[:originals])
 
     # Resume the MLflow run too when the checkpoint will be resumed.
     previous = None
@@ -113,9 +120,12 @@ def train_variant(
             cfg,
             seed,
             out_dir,
-            sink=lambda step, stats: run.log_metrics(stats, step),
+            # Resumed: the steps logged after the last checkpoint are not logged again.
+            sink=run.history_sink(resumed=run.run_id == previous),
             on_samples=on_samples,
             labels=labels,
+            originals=originals,
+            validate=validate,
         )
 
         # Export the final pictures and the generator.
@@ -128,6 +138,34 @@ def train_variant(
         run.log_artifact(out_dir / SAMPLES_NAME)
         run.log_generator(result.G)
     return out_dir
+
+
+def original_count(manifest: dict[str, Any], n: int) -> int:
+    """How many of a training split's ``n`` images are originals: the augment stage writes the
+    originals first, then ``copies`` augmented copies of each (``augment_split``)."""
+    copies = manifest.get("augment", {}).get("copies", 0)
+    return n // (copies + 1)
+
+
+HEAD_VAL_METRIC = "Head/accuracy_val"
+
+
+def head_validation(
+    val_dir: str | Path, stats_images: torch.Tensor
+) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """``validate`` for ``train_gan``: a D with a single class head -> its accuracy on the
+    validation split under the head protocol (BatchNorm statistics re-estimated on the first
+    real training images ``stats_images`` (N, C, H, W), in a copy of D); other D's -> nothing."""
+    x, y = load_split(val_dir, "val")
+    images, labels = to_model_range(x), torch.as_tensor(y, dtype=torch.long)
+    stats_images = stats_images[:HEAD_STATS_IMAGES]
+
+    def validate(D: torch.nn.Module) -> dict[str, float]:
+        if not has_classifier(D) or is_conditional(D):
+            return {}
+        return {HEAD_VAL_METRIC: classifier_accuracy(D, images, labels, 500, stats_images)}
+
+    return validate
 
 
 # Per-class runs (``VariantConfig.per_class``).
@@ -255,8 +293,11 @@ def _train_per_class(
         )
         write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": key})
         generators, histories, rows = [], {}, []
+        resumed = run.run_id == previous
         for c, x in zip(classes, subsets, strict=True):
-            G, history = _train_class(run, c, x, image, variant_name, variant, cfg, out_dir)
+            G, history = _train_class(
+                run, c, x, image, variant_name, variant, cfg, out_dir, resumed
+            )
             generators.append(G)
             histories[f"class {c['class']} ({c['name']})"] = history
             rows.append(_grid_row(G, variant.train_config(cfg).grid_size, seed))
@@ -295,18 +336,18 @@ def _train_class(
     variant: VariantConfig,
     cfg: TrainConfig,
     out_dir: Path,
+    resumed: bool,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Train (or resume, or find finished) class ``c``'s model on its ``images`` (N_k, C, H, W);
-    its final generator (eval mode) and history."""
+    its final generator (eval mode) and history. ``resumed``: ``run`` is the MLflow run of an
+    earlier attempt (its logged steps are not logged again)."""
     k, folder = c["class"], out_dir / c["folder"]
 
     def on_samples(step: int, samples: torch.Tensor) -> None:
         path = save_grid(samples, folder / "samples" / f"step_{step:06d}.png")
         run.log_artifact(path, f"class{k}/samples")
 
-    def sink(step: int, stats: dict[str, float]) -> None:
-        run.log_metrics({f"class{k}/{name}": v for name, v in stats.items()}, step)
-
+    sink = run.history_sink(resumed, prefix=f"class{k}/")
     result = train_gan(
         images, image, variant_name, variant, cfg, c["seed"], folder, sink, on_samples
     )
