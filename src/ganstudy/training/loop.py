@@ -303,6 +303,8 @@ def train_gan(
                 ema.module.load_state_dict(state["G_ema"])
             torch.set_rng_state(state["rng_cpu"])
             sampler.set_state(state["rng_sampler"])
+            if device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"], device)
             step = state["step"]
             history = _read_history(out_dir, step)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -329,6 +331,9 @@ def train_gan(
                 "opt_D": {} if opt_D is None else opt_D.state_dict(),
                 "rng_cpu": torch.get_rng_state(),
                 "rng_sampler": sampler.get_state(),
+                # On CUDA, Dropout draws from the device's own generator, not the CPU one: the
+                # run's device only (resuming with fewer or more GPUs visible still works).
+                **({"rng_cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
             },
         )
         write_with(out_dir / HISTORY_NAME, lambda p: pd.DataFrame(history).to_csv(p, index=False))
