@@ -66,6 +66,9 @@ class PreprocessConfig(Section):
     val_fraction: float = Field(gt=0.0, lt=0.5)  # of train, when there is no official val split
     test_fraction: float = Field(gt=0.0, lt=0.5)  # of all, when there is no official test split
     n_per_class: int | None = Field(default=None, gt=0)  # low-data subsample of train; None = all
+    # Cap of the validation split per class (a low-data study's validation set sized like its
+    # training set, not 10x it); None = all.
+    val_per_class: int | None = Field(default=None, gt=0)
     classes: list[int] | None = None  # keep only these class indices; None = all
     seed: int = Field(ge=0)
 
@@ -197,13 +200,21 @@ class DownstreamConfig(Section):
     # Classifier seeds; seed s uses the generators of seed s (so each must be in study.seeds).
     # Empty: no downstream stages at all (the default study).
     seeds: list[int] = []
-    # Images added to the real training split: classic arm = real + c classic images; a GAN arm
-    # = real + max(counts) classic + c synthetic (the book's figure 11.3 continues the curve).
+    # Images added to the real training split: a GAN arm = real + max(counts) classic + c
+    # synthetic (the book's figure 11.3 continues the curve); the classic arm = real + c classic
+    # for c in counts and in max(counts) + counts: the equal-size control of each GAN count.
     counts: list[int] = Field(default=[0], min_length=1)
-    epochs: int = PositiveInt
+    # Optimizer steps of every classifier, whatever its training-set size (a budget in epochs
+    # would give larger sets more updates); the validation split is scored every eval_every.
+    steps: int = PositiveInt
+    eval_every: int = PositiveInt
     batch_size: int = PositiveInt
     lr: float = Field(gt=0.0)
     device: str = "auto"
+    # Quality gate of a GAN arm: the worst per-class FID of its generator (evaluate's
+    # fid_*_class<k>) must be at most this; a seed failing it is recorded and marked on the
+    # page. None = no gate.
+    max_class_fid: float | None = Field(default=None, gt=0.0)
 
     @field_validator("counts")
     @classmethod
