@@ -10,13 +10,10 @@ run by ``lock_stage_hash``: equal values mean the run was made from exactly that
 
 import copy
 import hashlib
-import logging
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for every stage command (dvc/stage/run.py)
 DVC_ROOT_ENV = "DVC_ROOT"  # likewise: the repository root
@@ -51,9 +48,14 @@ def dvc_stage() -> str | None:
     return os.environ.get(DVC_STAGE_ENV) or None
 
 
+class StageHashError(RuntimeError):
+    """DVC could not give the running stage's hash (its internals failed or changed)."""
+
+
 def dvc_stage_hash(root: str | Path | None = None) -> str | None:
-    """The running stage's hash (see the module docstring); None outside DVC or when DVC
-    cannot tell (the tag is then skipped, never the stage)."""
+    """The running stage's hash (see the module docstring); None outside DVC. Raises
+    StageHashError when DVC cannot tell: the caller reports it (tracking warns and tags the
+    run) rather than losing the tag unnoticed or failing the stage over a tag."""
     name = dvc_stage()
     if name is None:
         return None
@@ -66,9 +68,8 @@ def dvc_stage_hash(root: str | Path | None = None) -> str | None:
             stage = repo.stage.collect_granular(name)[0].stage
             stage.save_deps()  # hashes from DVC's state database: DVC just computed them
             return _lock_entry_hash(to_single_stage_lockfile(stage))
-    except Exception as err:  # noqa: BLE001 (a tag is optional; the stage must not fail)
-        log.debug("no dvc.stage_hash for %s: %s", name, err)
-        return None
+    except Exception as err:  # noqa: BLE001 (DVC internals: any failure, reported as one)
+        raise StageHashError(f"{type(err).__name__}: {str(err).strip()[:200]}") from err
 
 
 def lock_stage_hash(lock_path: str | Path, name: str) -> str:

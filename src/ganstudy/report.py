@@ -82,8 +82,9 @@ def build_report(
     """Write ``index.md``, ``index.html``, ``runs.csv``, ``summary.csv`` and figures; with
     ``cfg.study``, the study file's section (its tables, tests and published numbers) first.
     Given the stage's ``params_path`` (the report stage of a study execution, not a page rebuilt
-    from disk), it also closes the execution's MLflow parent run and registers the champion
-    generator, before writing anything (a store that is down keeps the last report)."""
+    from disk), it also registers the champion generator, and logs the table's per-variant
+    means and the report folder into the execution's MLflow parent run and closes it (a store
+    that is down keeps the last report)."""
     from ganstudy.study.pages import study_section
     from ganstudy.study.provenance import provenance
     from ganstudy.study.studies import load_study
@@ -177,6 +178,12 @@ def build_report(
             f"<h2>Figures</h2>{imgs}</body></html>"
         )
         write_text(tmp / "index.html", page)
+        if tracking is not None and params_path is not None:
+            from ganstudy.study.registry import close_execution
+
+            # From the finished folder before it replaces the last report: a store that fails
+            # here keeps the old one, and the parent run holds exactly what the page shows.
+            close_execution(summary, study, tracking, tmp, params_path)
     return Path(out_dir)
 
 

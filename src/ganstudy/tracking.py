@@ -21,10 +21,11 @@ import hashlib
 import logging
 import os
 import re
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,12 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.protos.databricks_pb2 import (  # noqa: E402
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"  # what the UI nests children by
@@ -52,6 +59,10 @@ GIT_TAG = "mlflow.source.git.commit"
 ROLE_TAG = "ganstudy.role"  # "study" on parent runs
 KEY_TAG = "ganstudy.execution"  # execution key of a parent made by the stages themselves
 STORE_ERRORS = (MlflowException, OSError)
+# MLflow 3 guesses an experiment's kind and may open it on the GenAI overview; this kind opens
+# it on the runs table and charts.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+STAGE_HASH_ERROR_TAG = "dvc.stage_hash_error"  # why a DVC stage's run has no dvc.stage_hash
 
 
 def tracking_uri(cfg: TrackingConfig, root: str | Path = ".") -> str:
@@ -101,6 +112,29 @@ class Run:
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
 
+    def history_sink(
+        self, resumed: bool, prefix: str = ""
+    ) -> Callable[[int, Mapping[str, float]], None]:
+        """A training loop's ``sink``: logs ``{prefix + name: value}`` at each step. With
+        ``resumed`` (training continues from a checkpoint in this run), a step this run already
+        holds for a name is skipped: the steps logged between the last checkpoint and an
+        interruption are computed again after the resume and would otherwise appear twice."""
+        logged: dict[str, int] = {}  # name -> last step the store holds (looked up once)
+
+        def sink(step: int, stats: Mapping[str, float]) -> None:
+            fresh = {}
+            for name, value in stats.items():
+                key = f"{prefix}{name}"
+                if resumed and key not in logged:
+                    history = self.client.get_metric_history(self.run_id, key)
+                    logged[key] = max((m.step for m in history), default=-1)
+                if step > logged.get(key, -1):
+                    fresh[key] = value
+            if fresh:
+                self.log_metrics(fresh, step)
+
+        return sink
+
     def log_generator(self, G: "torch.nn.Module", name: str = "generator") -> str:
         """Log G as an MLflow PyTorch model of this run; returns its model URI."""
         import mlflow.pytorch
@@ -139,15 +173,18 @@ def _connect(cfg: TrackingConfig, study: str, root: str | Path) -> tuple[MlflowC
     name = experiment_name(cfg, study)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if KIND_TAG not in experiment.tags:  # made before the tag was set, or by hand
+            client.set_experiment_tag(experiment.experiment_id, KIND_TAG, KIND)
         return client, uri, experiment.experiment_id
     artifacts = None
     if uri.startswith("sqlite:"):
         artifacts = (Path(root) / cfg.artifacts).resolve().as_uri()
     try:
-        return client, uri, client.create_experiment(name, artifact_location=artifacts)
-    except MlflowException:  # a parallel stage created it first
+        made = client.create_experiment(name, artifact_location=artifacts, tags={KIND_TAG: KIND})
+        return client, uri, made
+    except MlflowException as err:  # a parallel stage created it first
         experiment = client.get_experiment_by_name(name)
-        if experiment is None:
+        if experiment is None or not _is(err, RESOURCE_ALREADY_EXISTS):
             raise
         return client, uri, experiment.experiment_id
 
@@ -176,10 +213,19 @@ def _stage_tags(client: MlflowClient, run_id: str | None, root: str | Path) -> d
         if made_by and made_by.split("@")[0] != stage.split("@")[0]:
             prefix = f"dvc.{stage.split('@')[0]}."
     tags = {f"{prefix}stage": stage}
-    stage_hash = execution.dvc_stage_hash(os.environ.get(execution.DVC_ROOT_ENV) or root)
+    try:
+        stage_hash = execution.dvc_stage_hash(os.environ.get(execution.DVC_ROOT_ENV) or root)
+    except execution.StageHashError as err:
+        # Said on stderr and on the run; the stage's results do not depend on a tag.
+        _warn(f"no {prefix}stage_hash tag for DVC stage {stage}: {err}")
+        return {**tags, STAGE_HASH_ERROR_TAG: str(err)}
     if stage_hash:
         tags[f"{prefix}stage_hash"] = stage_hash
     return tags
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _parent_run(
@@ -299,7 +345,10 @@ def start_run(
     try:
         client, uri, experiment_id = _connect(cfg, study, root)
         if run_id is not None and not _run_exists(client, run_id, experiment_id):
-            run_id = None  # the store was reset; start afresh rather than fail
+            # Only a run the store does not have (reset, deleted, another experiment); any
+            # other error fails below rather than splitting the item's history in two runs.
+            _warn(f"MLflow run {run_id} is not in {uri} (experiment {study!r}); starting a new run")
+            run_id = None
         parent = _parent_run(client, experiment_id, study, root, params_path)  # created if missing
         # A resumed run joins the execution that resumes it (the UI lists it under this parent).
         all_tags = {
@@ -315,31 +364,72 @@ def start_run(
             client.log_batch(run_id, tags=[RunTag(k, v) for k, v in all_tags.items()])
     except STORE_ERRORS as err:
         raise _unavailable(uri, err) from None
-    status = "FAILED"
     try:
         yield Run(run_id, client)
-        status = "FINISHED"
     except MlflowException as err:  # e.g. the tracking server went down mid-run
+        _close_failed(client, run_id)
         raise GanstudyError(
             f"MLflow tracking at {uri} failed: {_short(err)} (local outputs are kept; "
             "rerun to resume)"
         ) from None
-    finally:
-        with suppress(*STORE_ERRORS):  # an unreachable store: the error above says so
-            client.set_terminated(run_id, status=status)
+    except BaseException:
+        _close_failed(client, run_id)
+        raise
+    try:
+        client.set_terminated(run_id, status="FINISHED")
+    except STORE_ERRORS as err:  # the run would stay RUNNING in the UI: the stage fails
+        raise GanstudyError(
+            f"MLflow tracking at {uri}: could not mark run {run_id} FINISHED: {_short(err)} "
+            "(local outputs are kept; rerun to close it)"
+        ) from None
+
+
+def _close_failed(client: MlflowClient, run_id: str) -> None:
+    """Mark a run FAILED while another error propagates: that error stays the one raised;
+    a store that cannot take the status is a warning beside it, not silence."""
+    try:
+        client.set_terminated(run_id, status="FAILED")
+    except STORE_ERRORS as err:
+        _warn(f"could not mark MLflow run {run_id} FAILED (it shows RUNNING): {_short(err)}")
+
+
+def find_study_run(
+    cfg: TrackingConfig, study: str, root: str | Path = ".", params_path: str | Path = PARAMS_FILE
+) -> str | None:
+    """The parent run of this execution (for links); None when no item of this execution ran
+    (DVC found them all unchanged), so none was made."""
+    uri = tracking_uri(cfg, root)
+    try:
+        client, uri, experiment_id = _connect(cfg, study, root)
+        return _parent_run(client, experiment_id, study, root, params_path, create=False)
+    except STORE_ERRORS as err:
+        raise _unavailable(uri, err) from None
 
 
 def finish_study_run(
-    cfg: TrackingConfig, study: str, root: str | Path = ".", params_path: str | Path = PARAMS_FILE
+    cfg: TrackingConfig,
+    study: str,
+    root: str | Path = ".",
+    params_path: str | Path = PARAMS_FILE,
+    metrics: Mapping[str, float] | None = None,
+    report_dir: str | Path | None = None,
 ) -> str | None:
-    """The parent run of this execution (for links), closed as FINISHED when the stages made
-    it themselves (under the flow, ``end_study_run`` closes it); None when no item of this
-    execution ran (DVC found them all unchanged). Called by the last stage."""
+    """Give the execution's parent run the study summary, ``metrics`` (per-variant means,
+    so the UI's runs chart shows the study with the children collapsed) and the report
+    folder as artifacts under ``report/``; then close it as FINISHED when the stages made it
+    themselves (under the flow, ``end_study_run`` closes it). Returns the parent; None when no
+    item of this execution ran (nothing to log into). Called by the last stage."""
     uri = tracking_uri(cfg, root)
     try:
         client, uri, experiment_id = _connect(cfg, study, root)
         parent = _parent_run(client, experiment_id, study, root, params_path, create=False)
-        if parent is not None and not os.environ.get(execution.PARENT_RUN_ENV):
+        if parent is None:
+            return None
+        if metrics:
+            Run(parent, client).log_metrics(metrics)
+        if report_dir is not None:
+            client.log_artifacts(parent, str(report_dir), artifact_path="report")
+        if not os.environ.get(execution.PARENT_RUN_ENV):
             client.set_terminated(parent, status="FINISHED")
     except STORE_ERRORS as err:
         raise _unavailable(uri, err) from None
@@ -414,11 +504,16 @@ def _generator_model(client: MlflowClient, experiment_id: str, run_id: str) -> s
 def _set_champion(client: MlflowClient, name: str, best: Candidate, model_id: str) -> Champion:
     try:
         client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as err:
+        if not _is(err, RESOURCE_DOES_NOT_EXIST):
+            raise
         client.create_registered_model(name, description="The study's best generator (FID).")
     try:
         current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:  # no version has the alias yet
+    except MlflowException as err:  # not found: no version has the alias yet
+        # (MLflow's SQL store says INVALID_PARAMETER_VALUE for an unknown alias.)
+        if not _is(err, RESOURCE_DOES_NOT_EXIST, INVALID_PARAMETER_VALUE):
+            raise
         current = None
     if current is not None and current.run_id == best.run_id:
         return Champion(name, str(current.version), best, current.model_id or model_id, False)
@@ -431,11 +526,19 @@ def _set_champion(client: MlflowClient, name: str, best: Candidate, model_id: st
 
 
 def _run_exists(client: MlflowClient, run_id: str, experiment_id: str) -> bool:
+    """Whether the store holds ``run_id``, active, in this experiment. Only "not found" means
+    no; any other error (a server fault, a permission) propagates."""
     try:
         run = client.get_run(run_id)
-    except MlflowException:
-        return False
+    except MlflowException as err:
+        if _is(err, RESOURCE_DOES_NOT_EXIST):
+            return False
+        raise
     return run.info.experiment_id == experiment_id and run.info.lifecycle_stage == "active"
+
+
+def _is(err: MlflowException, *codes: int) -> bool:
+    return err.error_code in {ErrorCode.Name(code) for code in codes}
 
 
 def _short(err: Exception) -> str:

@@ -129,7 +129,11 @@ def test_mlflow_has_one_experiment_with_a_run_per_seed(pipeline: Path):
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "Loss/G")
     assert [m.step for m in history] == [1, 2, 3, 4]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"samples.png", "loss.png", "samples"} <= artifacts
+    # memorisation.png: evaluate's picture (seed 0 is evaluated with the training images)
+    assert {"samples.png", "loss.png", "samples", "memorisation.png"} <= artifacts
+    logged = mlflow.MlflowClient().download_artifacts(run.info.run_id, "memorisation.png")
+    assert Path(logged).read_bytes() == (pipeline / "metrics/dcgan/0_memorisation.png").read_bytes()
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_generator_is_an_mlflow_model_that_samples(pipeline: Path):
@@ -159,6 +163,12 @@ def test_items_are_children_of_one_finished_parent(pipeline: Path):
     assert parent.data.tags["ganstudy.role"] == "study"
     assert {t["git_commit"] for t in tags} == {parent.data.tags["git_commit"]}
     assert [t["dataset"] for t in tags] == ["digits", "digits"]
+    # The study at a glance, without expanding: the table's means and the report page.
+    fids = [json.loads((pipeline / f"metrics/dcgan/{s}.json").read_text()) for s in (0, 1)]
+    mean = sum(f["fid_domain_120_test"] for f in fids) / 2
+    assert parent.data.metrics["fid_domain_120_test/dcgan"] == pytest.approx(mean)
+    page = client.download_artifacts(parent.info.run_id, "report/index.html")
+    assert Path(page).read_bytes() == (pipeline / "report/index.html").read_bytes()
 
 
 def test_report_registers_the_best_generator_as_champion(pipeline: Path):

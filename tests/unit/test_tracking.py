@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 import yaml
 
 from ganstudy import execution
@@ -119,7 +120,9 @@ def test_resumed_run_joins_the_current_parent_and_stage_tags(store, cfg, tmp_pat
     assert tags[PARENT_TAG] == parent
     assert tags["dvc.stage"] == "train@dcgan-0"
     assert tags["dvc.evaluate.stage"] == "evaluate@dcgan-0"
-    assert "dvc.stage_hash" not in tags  # not a DVC repository: the tag is skipped
+    # DVC_STAGE says DVC runs this, but tmp_path is no DVC repository: DVC's call fails, and
+    # the run says why instead of the hash (test_a_failing_stage_hash_is_a_warning...).
+    assert "dvc.stage_hash" not in tags and "NotDvcRepoError" in tags["dvc.stage_hash_error"]
 
 
 def test_parent_of_another_store_is_a_clear_error(store, cfg, tmp_path, monkeypatch):
@@ -139,3 +142,142 @@ def test_the_last_stage_closes_the_parent_and_makes_none_when_no_item_ran(store,
     assert store.get_run(parent).info.status == "RUNNING"
     assert finish_study_run(cfg, "tiny", tmp_path, params) == parent
     assert store.get_run(parent).info.status == "FINISHED"
+
+
+def test_experiments_open_on_training_runs(store, cfg, tmp_path):
+    from ganstudy.tracking import KIND, KIND_TAG
+
+    _child(cfg, _params(tmp_path))
+    assert store.get_experiment_by_name("ganstudy/tiny").tags[KIND_TAG] == KIND
+    # An experiment made before the tag existed (or by hand) gets it on its next run.
+    old = store.create_experiment("ganstudy/old")
+    with start_run(cfg, "old", "r", {}, params_path=tmp_path / "params.yaml"):
+        pass
+    assert store.get_experiment(old).tags[KIND_TAG] == "custom_model_development"
+
+
+def test_the_parent_carries_the_study_summary_and_report(store, cfg, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ganstudy.config import StudyConfig
+    from ganstudy.study.registry import close_execution, summary_metrics
+
+    params = _params(tmp_path)
+    parent = store.get_run(_child(cfg, params)).data.tags[PARENT_TAG]
+    summary = pd.DataFrame(
+        {
+            "variant": ["dcgan", "dcgan", "wgan", "wgan"],
+            "metric": ["fid_domain_10k_test", "fid_domain_10k_test_class3"] * 2,
+            "mean": [12.5, 30.0, float("nan"), 40.0],
+        }
+    )
+    assert summary_metrics(summary) == {"fid_domain_10k_test/dcgan": 12.5}  # per-class, NaN: no
+    report = tmp_path / "report"
+    (report / "figures").mkdir(parents=True)
+    (report / "index.html").write_text("<html>study</html>")
+    (report / "figures" / "dcgan_loss.png").write_bytes(b"png")
+    study = StudyConfig.model_validate({**yaml.safe_load(params.read_text())["study"]})
+    monkeypatch.chdir(tmp_path)  # the report stage runs in the project
+    assert close_execution(summary, study, cfg, report, params) == parent
+    run = store.get_run(parent)
+    assert run.data.metrics == {"fid_domain_10k_test/dcgan": 12.5}
+    assert run.info.status == "FINISHED"
+    paths = {a.path for a in store.list_artifacts(parent, "report")}
+    assert paths == {"report/index.html", "report/figures"}
+    page = Path(store.download_artifacts(parent, "report/index.html", str(tmp_path / "dl")))
+    assert page.read_text() == "<html>study</html>"
+
+
+def test_a_resumed_run_does_not_log_its_steps_twice(store, cfg, tmp_path):
+    from ganstudy.training.loop import train_gan
+    from tests.unit.test_training import IMAGE, VARIANT
+    from tests.unit.test_training import cfg as train_cfg
+
+    images = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    params, out = _params(tmp_path), tmp_path / "run"
+    train = train_cfg(6, checkpoint_every=2, sample_every=1)  # logs every step
+
+    def killed_at_3(step: int, _) -> None:
+        if step == 3:  # steps 1-3 are logged, the last checkpoint is step 2
+            raise KeyboardInterrupt
+
+    def attempt(run_id, on_samples=None) -> str:
+        with start_run(cfg, "tiny", "r", {}, run_id, params_path=params) as run:
+            sink = run.history_sink(resumed=run.run_id == run_id)
+            train_gan(images, IMAGE, "dcgan", VARIANT, train, 3, out, sink, on_samples)
+            return run.run_id
+
+    with pytest.raises(KeyboardInterrupt):
+        attempt(None, killed_at_3)
+    first = store.search_runs([store.get_experiment_by_name("ganstudy/tiny").experiment_id])[0]
+    assert first.info.status == "FAILED"
+    assert attempt(first.info.run_id) == first.info.run_id
+    history = store.get_metric_history(first.info.run_id, "Loss/G")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]  # step 3 once, not twice
+
+
+def test_only_a_missing_run_starts_a_new_one(store, cfg, tmp_path, monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
+
+    from ganstudy.errors import GanstudyError
+
+    params = _params(tmp_path)
+    run_id = _child(cfg, params)
+    # The store lost the run (reset, deleted): a new run, and stderr says so.
+    gone = "0" * 32
+    assert _child(cfg, params, run_id=gone) != gone
+    assert f"MLflow run {gone} is not in" in capsys.readouterr().err
+    # Any other error looking the run up fails the stage with one line; no new run appears.
+    experiment = store.get_experiment_by_name("ganstudy/tiny").experiment_id
+    before = len(store.search_runs([experiment]))
+    real_get_run = mlflow.MlflowClient.get_run
+
+    def broken(self, rid):
+        if rid == run_id:
+            raise MlflowException("permission denied for run", INTERNAL_ERROR)
+        return real_get_run(self, rid)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_run", broken)
+    with pytest.raises(GanstudyError, match="permission denied for run") as err:
+        _child(cfg, params, run_id=run_id)
+    assert "\n" not in str(err.value)
+    assert len(store.search_runs([experiment])) == before
+
+
+def test_a_failed_close_is_not_silent(store, cfg, tmp_path, monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+
+    from ganstudy.errors import GanstudyError
+
+    params = _params(tmp_path)
+    _child(cfg, params)  # the experiment and parent exist
+
+    def refuse(self, run_id, status=None, end_time=None):
+        raise MlflowException(f"cannot set {status}")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", refuse)
+    # The item's work succeeded: the stage fails, naming the run it could not close.
+    with pytest.raises(GanstudyError, match="could not mark run [0-9a-f]{32} FINISHED"):
+        _child(cfg, params, "dcgan-seed1")
+    # The item's work failed: its own error stays the one raised; the close is a warning.
+    with (
+        pytest.raises(ValueError, match="loss is NaN"),
+        start_run(cfg, "tiny", "r", {}, params_path=params),
+    ):
+        raise ValueError("loss is NaN")
+    assert "could not mark MLflow run" in capsys.readouterr().err
+
+
+def test_a_failing_stage_hash_is_a_warning_and_a_tag(store, cfg, tmp_path, monkeypatch, capsys):
+    params = _params(tmp_path)
+    monkeypatch.setenv("DVC_STAGE", "train@dcgan-0")
+
+    def broken(root=None):
+        raise execution.StageHashError("KeyError: 'md5'")
+
+    monkeypatch.setattr(execution, "dvc_stage_hash", broken)
+    tags = store.get_run(_child(cfg, params)).data.tags
+    assert tags["dvc.stage_hash_error"] == "KeyError: 'md5'" and "dvc.stage_hash" not in tags
+    err = capsys.readouterr().err
+    assert "warning: no dvc.stage_hash tag for DVC stage train@dcgan-0: KeyError: 'md5'" in err

@@ -1,5 +1,6 @@
 """The evaluate stage: sample a trained generator; score it against a cached real split."""
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 from ganstudy.config import PARAMS_FILE, EvaluateConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
-from ganstudy.io import read_json, write_json
+from ganstudy.io import copy_into, read_json, write_json
 from ganstudy.metrics.backbones import load_backbone
 from ganstudy.metrics.head import head_accuracy
 from ganstudy.metrics.reference import BACKBONE, load_reference
@@ -128,6 +129,9 @@ def _split(processed_dir: str | Path, name: str) -> tuple[torch.Tensor, torch.Te
     return to_model_range(x), torch.as_tensor(y, dtype=torch.long)
 
 
+MEMORISATION_ARTIFACT = "memorisation.png"  # the picture's name in the item's MLflow run
+
+
 def memorisation_path(out_path: str | Path) -> Path:
     """``metrics/<variant>/<seed>.json`` -> ``metrics/<variant>/<seed>_memorisation.png``."""
     out_path = Path(out_path)
@@ -193,19 +197,25 @@ def evaluate_run(
         from ganstudy.data.arrays import read_manifest
 
         tags["dataset"] = read_manifest(processed_dir)["dataset"]
-    with start_run(tracking, study.name, name, tags, run_id, params_path=params_path) as run:
-        run.log_metrics(metrics, step=state["step"])
-    # Local outputs only now: a tracking store that is down leaves the last ones as they were.
-    if train is not None:
-        domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
-        save_memorisation_figure(
-            images,
-            domain_feats,
-            reference_dir,
-            train[0],
-            memorisation_path(out_path),
-            cfg,
-            device,
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        figure = None  # drawn first, so the run gets it; put in place with the other outputs
+        if train is not None:
+            domain_feats = feats if cfg.backbone == BACKBONE else None  # extract once, not twice
+            figure = save_memorisation_figure(
+                images,
+                domain_feats,
+                reference_dir,
+                train[0],
+                Path(scratch) / MEMORISATION_ARTIFACT,
+                cfg,
+                device,
+            )
+        with start_run(tracking, study.name, name, tags, run_id, params_path=params_path) as run:
+            run.log_metrics(metrics, step=state["step"])
+            if figure is not None:
+                run.log_artifact(figure)
+        # Local outputs only now: a tracking store that is down leaves the last ones as they were.
+        if figure is not None:
+            copy_into(figure, memorisation_path(out_path))
     write_json(out_path, record)
     return record

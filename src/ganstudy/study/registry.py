@@ -1,5 +1,6 @@
-"""The report stage's MLflow side: close the study execution's parent run and register the
-study's best generator (lowest primary FID) as ``models:/ganstudy-<study>@champion``."""
+"""The report stage's MLflow side: register the study's best generator (lowest primary FID)
+as ``models:/ganstudy-<study>@champion``, give the study execution's parent run the study's
+summary and report page, and close it."""
 
 import math
 from pathlib import Path
@@ -46,11 +47,12 @@ def record_execution(
     tracking: TrackingConfig,
     params_path: str | Path = PARAMS_FILE,
 ) -> list[tuple[str, str]]:
-    """Close the execution's parent run, register the champion; (what, value) rows saying so
-    for the report's provenance. A tracking store that is down is one clear error."""
-    from ganstudy.tracking import experiment_id, finish_study_run, register_champion
+    """Find the execution's parent run, register the champion; (what, value) rows saying so
+    for the report's provenance (``close_execution`` closes the parent once the page is
+    written). A tracking store that is down is one clear error."""
+    from ganstudy.tracking import experiment_id, find_study_run, register_champion
 
-    parent = finish_study_run(tracking, study.name, params_path=params_path)
+    parent = find_study_run(tracking, study.name, params_path=params_path)
     eid = experiment_id(tracking, study.name)
     link = f"{UI}/#/experiments/{eid}/runs/{parent}" if parent else "none (no item ran)"
     rows = [("MLflow parent run", link)]
@@ -68,3 +70,37 @@ def record_execution(
         )
     )
     return rows
+
+
+def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """The report table's per-variant means as parent-run metrics ``<metric>/<variant>``: the
+    UI groups charts by the part before the slash, so each metric's section holds a chart per
+    variant. Per-class values and undefined means (no finite value) are left out."""
+    from ganstudy.report import PER_CLASS  # the table's rule; report imports this module lazily
+
+    return {
+        f"{row.metric}/{row.variant}": float(row.mean)
+        for row in summary.itertuples(index=False)
+        if not PER_CLASS.search(str(row.metric)) and math.isfinite(row.mean)
+    }
+
+
+def close_execution(
+    summary: pd.DataFrame,
+    study: StudyConfig,
+    tracking: TrackingConfig,
+    report_dir: str | Path,
+    params_path: str | Path = PARAMS_FILE,
+) -> str | None:
+    """Log the study summary (``summary_metrics``) and the report folder into the execution's
+    parent run and close it (see ``tracking.finish_study_run``); its id, or None when no item
+    of this execution ran."""
+    from ganstudy.tracking import finish_study_run
+
+    return finish_study_run(
+        tracking,
+        study.name,
+        params_path=params_path,
+        metrics=summary_metrics(summary),
+        report_dir=report_dir,
+    )
