@@ -27,7 +27,7 @@ from tests.conftest import tiny_params  # noqa: E402
 
 def make_repo(path: Path, seeds: int, iterations: int) -> Path:
     """The tiny study with ``seeds`` train items, as a fresh git + DVC repo at ``path``."""
-    for folder in ("stages", "src", "pipelines", "studies"):
+    for folder in ("stages", "src", "pipelines", "studies", "data/images"):  # images: a dvc dep
         shutil.copytree(ROOT / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
     params = tiny_params()

@@ -84,8 +84,11 @@ def _check(args: argparse.Namespace) -> None:
         ARCHITECTURES.get(variant.arch)
         build_game(variant.game, variant.game_args)  # names and options
     # The study's variants must also build for the data they will see (arch_args, image size).
-    classes = params.preprocess.classes or dataset.classes
-    image = ImageSpec(dataset.channels, params.preprocess.image_size, len(classes))
+    all_classes, channels = dataset.classes, dataset.channels
+    if dataset.probe is not None:  # `folder`: read (and check) the user's images now
+        all_classes, channels = dataset.probe(params.download)
+    classes = params.preprocess.classes or all_classes
+    image = ImageSpec(channels, params.preprocess.image_size, len(classes))
     for name in params.study.variants:
         build_gan(params.variants[name].arch, image, params.variants[name].arch_args)
     print(

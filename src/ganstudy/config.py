@@ -58,6 +58,9 @@ class DownloadConfig(Section):
     dataset: str  # a name from `ganstudy datasets`
     source: Literal["auto", "offline", "download"] = "auto"  # auto: installed copy if present
     local_file: str | None = None  # a user-supplied archive (e.g. a MedMNIST .npz); None = fetch
+    # Dataset `folder`: your images as <folder>/[train|val|test/]<class>/<images>. A DVC dep of
+    # the download stage, so it must exist whatever the dataset: the default is a placeholder.
+    folder: str = Field(default="data/images", min_length=1)
     size: int = Field(default=28, gt=0)  # MedMNIST resolution: 28, 64, 128 or 224
 
 

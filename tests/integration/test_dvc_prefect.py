@@ -41,7 +41,7 @@ def project(tmp_path_factory) -> Path:
     """A copy of this project with tiny params, as a fresh git + DVC repository."""
     proj = tmp_path_factory.mktemp("project")
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for folder in ("stages", "src", "pipelines", "studies"):
+    for folder in ("stages", "src", "pipelines", "studies", "data/images"):  # images: a dvc dep
         shutil.copytree(ROOT / folder, proj / folder, ignore=ignore)
     shutil.copy(ROOT / "dvc.yaml", proj / "dvc.yaml")
     (proj / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))

@@ -168,7 +168,7 @@ ITERATIONS, CHECKPOINT_EVERY = 160, 40
 def make_project(path: Path, **train: int) -> Path:
     """A copy of this project with tiny params (``train`` values on top) as a git + DVC repo."""
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for folder in ("stages", "src", "pipelines", "studies"):
+    for folder in ("stages", "src", "pipelines", "studies", "data/images"):  # images: a dvc dep
         shutil.copytree(ROOT / folder, path / folder, ignore=ignore)
     shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
     params = tiny_params()

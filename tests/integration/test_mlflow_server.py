@@ -156,7 +156,7 @@ def study_run(server: Server, tmp_path_factory) -> dict:
 
     proj = tmp_path_factory.mktemp("project")
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for folder in ("stages", "src", "pipelines", "studies"):
+    for folder in ("stages", "src", "pipelines", "studies", "data/images"):  # images: a dvc dep
         shutil.copytree(ROOT / folder, proj / folder, ignore=ignore)
     shutil.copy(ROOT / "dvc.yaml", proj / "dvc.yaml")
     params = tiny_params()

@@ -21,7 +21,7 @@ def project(tmp_path_factory) -> Path:
     """This project's code, studies and real params.yaml as a fresh git + DVC repository."""
     proj = tmp_path_factory.mktemp("studies")
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for folder in ("stages", "src", "pipelines", "studies"):
+    for folder in ("stages", "src", "pipelines", "studies", "data/images"):  # images: a dvc dep
         shutil.copytree(ROOT / folder, proj / folder, ignore=ignore)
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, proj / name)

@@ -18,7 +18,7 @@ from ganstudy.config import DownloadConfig
 from ganstudy.data import formats
 from ganstudy.data.download import RemoteFile, cache_home, download, fetch
 from ganstudy.errors import GanstudyError
-from ganstudy.io import copy_into, file_digest, write_json, write_npz
+from ganstudy.io import atomic_dir, copy_into, file_digest, read_json, write_json, write_npz
 from ganstudy.registry import Registry
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (images (N,H,W,C) uint8, labels (N,))
@@ -33,6 +33,12 @@ class DatasetSpec:
     fetch: Callable[[Path, DownloadConfig], list[Path]]  # writes raw files into a folder
     load: Callable[[Path], Splits]  # decodes a raw folder
     extra_digests: tuple[str, ...] = ()  # recorded in SOURCE.json beside the MD5s (hashlib names)
+    # A dataset whose classes and channels are the user's data (`folder`; `classes` is empty and
+    # `channels` 0 above): `summary` reads them, with what the manifest records, from the raw
+    # folder; `probe` from the configured source, for `ganstudy check` before any stage runs.
+    summary: Callable[[Path], dict] | None = None
+    probe: Callable[[DownloadConfig], tuple[list[str], int]] | None = None
+
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -42,12 +48,14 @@ def fetch_raw(cfg: DownloadConfig, out_dir: str | Path) -> Path:
     """Fetch the raw files of ``cfg.dataset`` into ``out_dir`` and record their provenance."""
     spec = DATASETS.get(cfg.dataset)
     out_dir = Path(out_dir)
-    files = spec.fetch(out_dir, cfg)
-    spec.load(out_dir)  # decode once now, so a corrupt file fails here and not downstream
-    record = {"dataset": spec.name, "files": {p.name: file_digest(p, "md5") for p in files}}
-    record.update({a: {p.name: file_digest(p, a) for p in files} for a in spec.extra_digests})
-    write_json(out_dir / "SOURCE.json", record)
+    with atomic_dir(out_dir) as tmp:  # a failure leaves no half-written raw folder
+        files = spec.fetch(tmp, cfg)
+        spec.load(tmp)  # decode once now, so a corrupt file fails here and not downstream
+        record = {"dataset": spec.name, "files": {p.name: file_digest(p, "md5") for p in files}}
+        record.update({a: {p.name: file_digest(p, a) for p in files} for a in spec.extra_digests})
+        write_json(tmp / "SOURCE.json", record)
     return out_dir
+
 
 
 def load_raw(dataset: str, raw_dir: str | Path) -> Splits:
@@ -411,5 +419,69 @@ DATASETS.add(
         "CycleGAN horse2zebra: unpaired 256x256 photos, horse=0 (A) vs zebra=1 (B), "
         "1067+1334 train, 120+140 test (download)",
         ("horse", "zebra"),
+    ),
+)
+
+
+# Your own images: a folder of class folders (torchvision's ImageFolder layout) ------------------
+
+FOLDER_IMAGES, FOLDER_INDEX = "images.npz", "index.json"
+
+
+def _fetch_folder(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
+    """Decode every image of ``download.folder`` (all checked before anything is written) into
+    one .npz at original size (key = position in index.json) and an index of the files."""
+    folder = formats.read_image_folder(cfg.folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {str(i): image for i, image in enumerate(folder.images)}  # each (H, W, C) uint8
+    index = {"summary": folder.summary, "files": folder.files}
+    return [write_npz(out_dir / FOLDER_IMAGES, **arrays), write_json(out_dir / FOLDER_INDEX, index)]
+
+
+def _stack(images: list[np.ndarray]) -> np.ndarray:
+    """(N, H, W, C) when the sizes agree; else an (N,) object array of (H, W, C) images, which
+    preprocess resizes one by one (its selection and splitting only index the first axis)."""
+    if len({image.shape for image in images}) == 1:
+        return np.stack(images)
+    out = np.empty(len(images), dtype=object)
+    for i, image in enumerate(images):
+        out[i] = image
+    return out
+
+
+def _load_folder(raw_dir: Path) -> Splits:
+    files = read_json(raw_dir / FOLDER_INDEX)["files"]
+    try:
+        with np.load(raw_dir / FOLDER_IMAGES, allow_pickle=False) as npz:
+            images = [npz[str(i)] for i in range(len(files))]
+    except (OSError, ValueError, KeyError) as err:
+        raise GanstudyError(
+            f"{raw_dir / FOLDER_IMAGES}: unreadable ({err}); run download again"
+        ) from None
+    splits = {}
+    for split in dict.fromkeys(f["split"] for f in files):  # "all", or train/val/test
+        idx = [i for i, f in enumerate(files) if f["split"] == split]
+        labels = np.array([files[i]["label"] for i in idx], np.int64)
+        splits[split] = (_stack([images[i] for i in idx]), labels)
+    return splits
+
+
+def _probe_folder(cfg: DownloadConfig) -> tuple[list[str], int]:
+    folder = formats.read_image_folder(cfg.folder)  # decodes all: channels follow the pixels
+    return folder.classes, folder.channels
+
+
+DATASETS.add(
+    "folder",
+    DatasetSpec(
+        "folder",
+        "your own images: download.folder/<class>/<images> (PNG, JPEG, TIFF, DICOM), optionally "
+        "under train/ val/ test/ split folders; classes and channels read from the folder",
+        (),
+        0,
+        _fetch_folder,
+        _load_folder,
+        summary=lambda raw_dir: read_json(raw_dir / FOLDER_INDEX)["summary"],
+        probe=_probe_folder,
     ),
 )

@@ -1,17 +1,21 @@
 """Decoders for the raw formats of the registered datasets. All return uint8 NHWC arrays."""
 
 import gzip
+import hashlib
 import io
+import os
 import pickle
 import tarfile
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ganstudy.errors import GanstudyError
+from ganstudy.io import file_digest
 
 IDX_IMAGES, IDX_LABELS = 2051, 2049  # magic numbers of the IDX format (MNIST family)
 
@@ -169,3 +173,315 @@ def _decode_all(zf: zipfile.ZipFile, members: list[str], archive: Path) -> np.nd
             )
         images[i] = image
     return images
+
+
+# A folder of the user's own images (torchvision's ImageFolder layout) --------------------------
+#
+#   <root>/<class>/**/<image>                  preprocess makes stratified train/val/test splits
+#   <root>/{train,val,test}/<class>/**/<image> official splits (train and test; val optional)
+#
+# Classes are the class folders' names in sorted (Python string) order, as ImageFolder numbers
+# them; every split folder must hold the same ones. Images: PNG, JPEG, TIFF (Pillow; the EXIF
+# orientation applied, alpha dropped) and DICOM (pydicom; `.dcm`/`.dicom`, or any file with the
+# DICM preamble). An image that cannot be decoded fails the whole folder, naming every such file:
+# nothing is skipped silently, so the data a study ran on are exactly the folder's images. Other
+# files (notes, .DS_Store, hidden files) are ignored and counted.
+
+FOLDER_SPLITS = ("train", "val", "test")
+FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
+_DICOM_SUFFIXES = (".dcm", ".dicom")
+# Stated in the manifest: how pixels become uint8 grey or RGB.
+CHANNEL_RULE = (
+    "grey (1 channel) unless some image has colour, i.e. an RGB pixel whose channels differ "
+    "(an RGB file with equal channels everywhere counts as grey); then every image is RGB, grey "
+    "ones repeated to 3 channels"
+)
+DEPTH_RULE = "16-bit and float images (Pillow modes I;16, I, F) scaled min-max per image to 0..255"
+DICOM_RULE = (
+    "pixel values -> Modality LUT (RescaleSlope/RescaleIntercept: Hounsfield units for CT) -> "
+    "the file's first WindowCenter/WindowWidth with DICOM's linear VOI function (PS3.3 "
+    "C.11.2.1.2.1) to 0..255; a file without a window (or width < 1) is scaled min-max per "
+    "image; MONOCHROME1 is inverted so that bright means high, as on screen; one frame a file"
+)
+_GREY_MODES = ("1", "L", "LA", "La")
+_DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+@dataclass
+class ImageFolder:
+    """A decoded folder: images at their original size, in file order, and what to record."""
+
+    classes: list[str]
+    channels: int  # 1 or 3, by CHANNEL_RULE
+    images: list[np.ndarray]  # each (H, W, channels) uint8
+    labels: np.ndarray  # (N,) int64 indices into classes
+    splits: list[str]  # per image: "all" (class-folder layout) or train/val/test
+    files: list[dict]  # per image: path (relative to root), size [w, h], format, sha256
+    summary: dict  # counts, sizes, content hash, rules: for the manifest
+
+
+def _is_dicom_without_suffix(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"  # the DICOM file preamble
+    except OSError:
+        return False
+
+
+def _is_image_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in FOLDER_SUFFIXES or (suffix == "" and _is_dicom_without_suffix(path))
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _class_images(folder: Path, ignored: list[str], root: Path) -> list[Path]:
+    """Image files anywhere below a class folder (nested folders allowed), sorted by path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # ImageFolder's walk, hidden skipped
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if _visible(path) and _is_image_file(path):
+                found.append(path)
+            else:
+                ignored.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
+
+
+def scan_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int, Path]], list[str]]:
+    """The layout of ``root``: classes, (split, label, path) of every image, ignored files."""
+    if not root.exists():
+        raise GanstudyError(f"download.folder: {root} does not exist")
+    if not root.is_dir():
+        raise GanstudyError(f"download.folder: {root} is not a folder")
+    expected = f"expected {root}/<class>/<images> or {root}/{{train,val,test}}/<class>/<images>"
+    ignored: list[str] = []
+
+    def rel(path: Path) -> str:
+        return path.relative_to(root).as_posix()
+
+    def no_loose_images(folder: Path) -> None:
+        """Images must sit in a class folder; other files beside the class folders are ignored."""
+        files = sorted(p for p in folder.iterdir() if not p.is_dir())
+        if loose := [rel(p) for p in files if _visible(p) and _is_image_file(p)]:
+            raise GanstudyError(
+                f"{root}: {len(loose)} image file(s) outside a class folder (e.g. {loose[0]}); "
+                f"{expected}"
+            )
+        ignored.extend(rel(p) for p in files if not (_visible(p) and _is_image_file(p)))
+
+    no_loose_images(root)
+    top = _subfolders(root)
+    if not top:
+        raise GanstudyError(f"{root}: no class folders; {expected}")
+    split_names = [p.name for p in top if p.name in FOLDER_SPLITS]
+    if split_names and len(split_names) != len(top):
+        others = [p.name for p in top if p.name not in FOLDER_SPLITS]
+        raise GanstudyError(
+            f"{root}: mixes split folders ({', '.join(split_names)}) with other folders "
+            f"({', '.join(others)}); {expected}"
+        )
+    if split_names:
+        if "train" not in split_names or "test" not in split_names:
+            raise GanstudyError(
+                f"{root}: split folders need train/ and test/ (val/ is optional: preprocess "
+                f"splits it off train); found {', '.join(f'{s}/' for s in split_names)}"
+            )
+        groups = {s: _subfolders(root / s) for s in FOLDER_SPLITS if s in split_names}
+        for split in groups:
+            no_loose_images(root / split)
+    else:
+        groups = {"all": top}
+    for split, folders in groups.items():
+        if not folders:
+            raise GanstudyError(f"{root}/{split}: no class folders; {expected}")
+    names = {split: [p.name for p in folders] for split, folders in groups.items()}
+    classes = sorted(set().union(*names.values()))
+    if differ := [
+        f"{split}/ lacks {', '.join(sorted(set(classes) - set(n)))}"
+        for split, n in names.items()
+        if set(n) != set(classes)
+    ]:
+        raise GanstudyError(
+            f"{root}: split folders hold different classes ({'; '.join(differ)}); every split "
+            "needs the same class folders"
+        )
+    if len(classes) < 2:
+        raise GanstudyError(
+            f"{root}: one class ({classes[0]}); a study needs at least 2 class folders"
+        )
+    found, empty = [], []
+    for split, folders in groups.items():
+        for folder in folders:
+            images = _class_images(folder, ignored, root)
+            if not images:
+                empty.append(folder.relative_to(root).as_posix())
+            found += [(split, classes.index(folder.name), p) for p in images]
+    if empty:
+        raise GanstudyError(
+            f"{root}: no images in {', '.join(f'{e}/' for e in empty)} (images are "
+            f"{', '.join(FOLDER_SUFFIXES)}, or DICOM files without a suffix)"
+        )
+    return classes, found, ignored
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    """Any numeric array -> uint8 over its own range (a constant image -> 0)."""
+    values = values.astype(np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    return np.rint(scaled * 255.0).astype(np.uint8)
+
+
+def dicom_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """DICOM's LINEAR VOI function (PS3.3 C.11.2.1.2.1) onto 0..255, as a viewer shows it."""
+    lo, hi = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
+    inside = (values - (center - 0.5)) / (width - 1 if width > 1 else 1.0) + 0.5
+    y = np.where(values <= lo, 0.0, np.where(values > hi, 1.0, inside))
+    return np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _first(value: object) -> float:
+    """A DICOM value that may hold several (several windows: the first is the default)."""
+    from pydicom.multival import MultiValue
+
+    return float(value[0] if isinstance(value, MultiValue | list | tuple) else value)
+
+
+def _decode_dicom(path: Path) -> tuple[np.ndarray, str]:
+    """A DICOM file -> (H, W) uint8 grey or (H, W, 3) uint8 colour, and how it was windowed."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    ds = pydicom.dcmread(path)
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        raise ValueError(f"{ds.NumberOfFrames} frames; one image a file is supported")
+    pixels = ds.pixel_array  # (H, W) or (H, W, 3); colour YBR comes back as RGB
+    if pixels.ndim == 3:
+        return (pixels if pixels.dtype == np.uint8 else _min_max(pixels)), "colour"
+    values = apply_modality_lut(pixels, ds).astype(np.float64)  # slope/intercept applied
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is not None and width is not None and _first(width) >= 1:
+        grey, how = dicom_window(values, _first(center), _first(width)), "window"
+    else:
+        grey, how = _min_max(values), "min-max"
+    if ds.get("PhotometricInterpretation") == "MONOCHROME1":  # stored inverted: 0 is white
+        grey = 255 - grey
+    return grey, how
+
+
+def _decode_pillow(path: Path) -> tuple[np.ndarray, str, str]:
+    """A Pillow-readable file -> (H, W) uint8 grey or (H, W, 3) uint8, its format and mode."""
+    with Image.open(path) as opened:
+        fmt, mode = opened.format or "?", opened.mode
+        if getattr(opened, "n_frames", 1) > 1:
+            raise ValueError(f"{opened.n_frames} frames; one image a file is supported")
+        image = ImageOps.exif_transpose(opened)  # as a viewer shows it; loads the pixels
+        image.load()  # a truncated file fails here
+    if mode in _GREY_MODES:
+        return np.asarray(image.convert("L")), fmt, mode
+    if mode in _DEEP_MODES:
+        return _min_max(np.asarray(image)), fmt, mode
+    return np.asarray(image.convert("RGB")), fmt, mode  # palette, RGBA, CMYK, YCbCr...
+
+
+def _decode_one(path: Path) -> tuple[np.ndarray, dict]:
+    if path.suffix.lower() in _DICOM_SUFFIXES or path.suffix == "":
+        pixels, how = _decode_dicom(path)
+        return pixels, {"format": "DICOM", "dicom": how}
+    pixels, fmt, mode = _decode_pillow(path)
+    return pixels, {"format": fmt, "mode": mode}
+
+
+def _has_colour(pixels: np.ndarray) -> bool:
+    """(H, W) or (H, W, 3): do the channels differ anywhere?"""
+    if pixels.ndim == 2:
+        return False
+    return bool(((pixels[..., 0] != pixels[..., 1]) | (pixels[..., 1] != pixels[..., 2])).any())
+
+
+def read_image_folder(root: str | Path) -> ImageFolder:
+    """Decode every image of ``root`` (see the layout above); any bad image is one error."""
+    root = Path(root).expanduser()
+    classes, found, ignored = scan_image_folder(root)
+    decoded, files, failures = [], [], []
+    for _, _, path in found:
+        rel = path.relative_to(root).as_posix()
+        try:
+            pixels, info = _decode_one(path)
+        except Exception as err:  # noqa: BLE001 (Pillow and pydicom raise many kinds)
+            failures.append(f"{rel} ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+            continue
+        decoded.append(pixels)
+        height, width = pixels.shape[:2]
+        files.append({"path": rel, "size": [width, height], **info, "sha256": file_digest(path)})
+    if failures:
+        raise GanstudyError(
+            f"{root}: {len(failures)} of {len(found)} images cannot be read (none is skipped: "
+            f"fix or remove them): {'; '.join(failures[:5])}"
+            + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+        )
+    colour = any(_has_colour(p) for p in decoded)
+    channels = 3 if colour else 1
+    images = []
+    for pixels in decoded:  # (H, W) or (H, W, 3) -> (H, W, channels)
+        grey = pixels if pixels.ndim == 2 else pixels[..., 0]
+        images.append(
+            (pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2))
+            if colour
+            else grey[..., None]
+        )
+    labels = np.array([label for _, label, _ in found], np.int64)
+    splits = [split for split, _, _ in found]
+    for entry, (split, label, _) in zip(files, found, strict=True):
+        entry.update(split=split, label=label)
+    summary = _folder_summary(root, classes, channels, files, ignored)
+    return ImageFolder(classes, channels, images, labels, splits, files, summary)
+
+
+def _folder_summary(
+    root: Path, classes: list[str], channels: int, files: list[dict], ignored: list[str]
+) -> dict:
+    """What the manifest records about the source folder."""
+    content = hashlib.sha256()
+    for entry in sorted(files, key=lambda e: e["path"]):  # paths and bytes: renames count
+        content.update(f"{entry['path']}\0{entry['sha256']}\n".encode())
+    counts: dict[str, dict[str, int]] = {}
+    for entry in files:
+        per = counts.setdefault(entry["split"], dict.fromkeys(classes, 0))
+        per[classes[entry["label"]]] += 1
+    sizes: dict[str, int] = {}
+    for entry in files:
+        key = "x".join(str(v) for v in entry["size"])
+        sizes[key] = sizes.get(key, 0) + 1
+    formats_seen: dict[str, int] = {}
+    for entry in files:
+        formats_seen[entry["format"]] = formats_seen.get(entry["format"], 0) + 1
+    dicom = {h: sum(e.get("dicom") == h for e in files) for h in ("window", "min-max", "colour")}
+    return {
+        "folder": str(root.resolve()),
+        "layout": "split folders" if "all" not in counts else "class folders",
+        "classes": classes,
+        "class_order": "class folder names sorted (Python string order), as ImageFolder's",
+        "n_images": len(files),
+        "counts": counts,  # split ("all" without split folders) -> class -> images
+        "sha256": content.hexdigest(),  # of the images' relative paths and bytes
+        "original_sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),  # "WxH" -> images
+        "formats": formats_seen,
+        "channels": channels,
+        "channel_rule": CHANNEL_RULE,
+        "depth_rule": DEPTH_RULE,
+        "dicom_rule": DICOM_RULE,
+        "dicom_files": dicom if formats_seen.get("DICOM") else {},
+        "unreadable": "fail: every unreadable image is named and nothing is skipped",
+        "ignored_files": {"count": len(ignored), "examples": ignored[:10]},
+        "resize": "to preprocess.image_size square, bilinear antialiased; non-square images are "
+        "stretched (nothing cropped)",
+    }

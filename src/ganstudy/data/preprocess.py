@@ -17,9 +17,16 @@ from ganstudy.io import atomic_dir
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Split off ``fraction`` of ``split`` with class proportions kept."""
     x, y = split
-    idx_keep, idx_out = train_test_split(
-        np.arange(len(y)), test_size=fraction, random_state=seed, stratify=y
-    )
+    try:
+        idx_keep, idx_out = train_test_split(
+            np.arange(len(y)), test_size=fraction, random_state=seed, stratify=y
+        )
+    except ValueError as err:  # too few images of a class for a stratified split
+        counts = np.bincount(y).tolist()
+        raise GanstudyError(
+            f"cannot split {fraction:g} off {len(y)} images stratified by class ({counts} a "
+            f"class): {err}; add images or change preprocess.val_fraction/test_fraction"
+        ) from None
     return (x[np.sort(idx_keep)], y[np.sort(idx_keep)]), (x[np.sort(idx_out)], y[np.sort(idx_out)])
 
 
@@ -41,7 +48,14 @@ def select_classes(split: Split, classes: list[int]) -> Split:
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize (N, H, W, C) uint8 images to size x size with antialiased bilinear filtering."""
+    """Resize (N, H, W, C) uint8 images to size x size with antialiased bilinear filtering.
+
+    An (N,) object array of (H, W, C) images of different sizes (dataset `folder`) is resized
+    one image at a time; a non-square image is stretched to the square (nothing cropped)."""
+    if images.dtype == object:
+        channels = images[0].shape[2] if len(images) else 1
+        resized = [resize(image[None], size) for image in images]  # each (1, size, size, C)
+        return np.concatenate(resized) if resized else np.empty((0, size, size, channels), np.uint8)
     if images.shape[1] == images.shape[2] == size:
         return images
     out = []
@@ -83,7 +97,9 @@ def preprocess(
 ) -> Path:
     """Write ``train/val/test.npz`` and ``manifest.json`` for ``dataset`` into ``out_dir``."""
     spec = DATASETS.get(dataset)
-    classes = list(spec.classes)
+    # `folder`: the classes are the user's class folders, and the manifest records the source.
+    source = spec.summary(Path(raw_dir)) if spec.summary is not None else None
+    classes = list(source["classes"] if source is not None else spec.classes)
     splits = load_raw(dataset, raw_dir)
     if cfg.classes is not None:
         bad = [c for c in cfg.classes if not 0 <= c < len(classes)]
@@ -105,5 +121,6 @@ def preprocess(
         for name, split in splits.items():
             save_split(tmp / f"{name}.npz", split)
         extra = {"preprocess": cfg.model_dump(), "split_origin": origin}
+        extra.update({} if source is None else {"source": source})
         write_manifest(tmp, dataset, classes, splits, extra=extra)
     return Path(out_dir)
