@@ -1,18 +1,25 @@
-"""Atomic file output (temporary file in the same folder, then rename) and hashing."""
+"""Atomic file output (temporary file in the same folder, then rename), hashing, and the
+readers of every file a stage reads back: a missing, corrupt or truncated one is one line
+naming the file and what to do, never a traceback."""
 
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ganstudy.errors import GanstudyError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -49,15 +56,80 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file's content; a missing or corrupt file is one clear error."""
+# What to do about a corrupt file a stage wrote: DVC keeps a copy of each cached output.
+REBUILD = "restore it with `dvc checkout` or rebuild it with `dvc repro`"
+# Everything numpy, zipfile and zlib raise for a truncated or overwritten .npz / .npy.
+_ARRAY_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def _missing(path: Path) -> GanstudyError:
+    return GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
+
+
+def _reason(err: BaseException) -> str:
+    """An exception as a short single-line reason."""
+    text = " ".join(str(err).split())[:120]
+    if isinstance(err, ValueError) and "pickle" in text:  # numpy's advice to unpickle: never
+        return "not a NumPy array file"
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def read_json(path: str | Path, hint: str = REBUILD) -> dict[str, Any]:
+    """A JSON file's object; a missing, corrupt or truncated file, or one that holds something
+    else than an object, is one clear error naming the file and ``hint`` (what to do)."""
     path = Path(path)
     if not path.is_file():
-        raise GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
+        raise _missing(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise GanstudyError(f"{path}: not readable JSON ({err})") from None
+        raise GanstudyError(f"{path}: not readable JSON ({_reason(err)}); {hint}") from None
+    if not isinstance(data, dict):
+        raise GanstudyError(f"{path}: a JSON {type(data).__name__}, not an object; {hint}")
+    return data
+
+
+def read_npz(
+    path: str | Path, keys: Sequence[str] | None = None, hint: str = REBUILD
+) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` (default all) of an .npz, read in full here so that a truncated or
+    corrupt file (bad zip, bad CRC, cut-off data) is one clear error, not a traceback later."""
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            absent = [k for k in keys or () if k not in npz.files]
+            if absent:
+                raise GanstudyError(f"{path}: no array {', '.join(absent)} in it; {hint}")
+            return {k: npz[k] for k in (npz.files if keys is None else keys)}
+    except _ARRAY_ERRORS as err:
+        raise GanstudyError(f"{path}: corrupt or truncated .npz ({_reason(err)}); {hint}") from None
+
+
+def read_npy(path: str | Path, hint: str = REBUILD) -> np.ndarray:
+    """An .npy array; a missing, corrupt or truncated file is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except _ARRAY_ERRORS as err:
+        raise GanstudyError(f"{path}: corrupt or truncated .npy ({_reason(err)}); {hint}") from None
+
+
+def read_csv(path: str | Path, hint: str = REBUILD) -> "pd.DataFrame":
+    """A CSV table (training history); a missing, empty or corrupt file is one clear error."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as err:
+        # pandas' EmptyDataError is a ValueError
+        raise GanstudyError(f"{path}: not a readable CSV table ({_reason(err)}); {hint}") from None
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ganstudy.config import PARAMS_FILE, ReportConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
-from ganstudy.io import atomic_dir, copy_into, read_json, write_text
+from ganstudy.io import atomic_dir, copy_into, read_csv, read_json, write_text
 from ganstudy.metrics.evaluate import memorisation_path
 from ganstudy.plots import save_loss_curves
 from ganstudy.stats import format_ci, mean_ci
@@ -62,9 +62,9 @@ def run_histories(run_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
     """The run's loss history labelled by seed; a per-class run's one per class."""
     info = read_per_class(run_dir)
     if info is None:
-        return {f"seed {seed}": pd.read_csv(run_dir / HISTORY_NAME)}
+        return {f"seed {seed}": read_csv(run_dir / HISTORY_NAME)}
     return {
-        f"seed {seed}, class {k}": pd.read_csv(run_dir / folder / HISTORY_NAME)
+        f"seed {seed}, class {k}": read_csv(run_dir / folder / HISTORY_NAME)
         for k, folder in zip(info["classes"], info["folders"], strict=True)
     }
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ganstudy.errors import GanstudyError
-from ganstudy.io import array_digest, read_json, write_json, write_npz
+from ganstudy.io import REBUILD, array_digest, read_json, read_npz, write_json, write_npz
 
 Split = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, labels (N,) int64
 
@@ -17,14 +17,8 @@ def save_split(path: Path, split: Split) -> None:
 
 
 def load_split(folder: str | Path, name: str) -> Split:
-    path = Path(folder) / f"{name}.npz"
-    if not path.is_file():
-        raise GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return npz["images"], npz["labels"]
-    except (OSError, ValueError, KeyError) as err:
-        raise GanstudyError(f"{path}: corrupt split file ({err})") from None
+    arrays = read_npz(Path(folder) / f"{name}.npz", ["images", "labels"])
+    return arrays["images"], arrays["labels"]
 
 
 def write_manifest(
@@ -56,7 +50,10 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         raise GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
-    return read_json(path)
+    manifest = read_json(path)
+    if absent := [k for k in ("dataset", "classes") if k not in manifest]:
+        raise GanstudyError(f"{path}: no {', '.join(absent)} in this manifest; {REBUILD}")
+    return manifest
 
 
 def to_model_range(images: np.ndarray) -> torch.Tensor:

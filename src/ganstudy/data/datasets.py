@@ -18,7 +18,15 @@ from ganstudy.config import DownloadConfig
 from ganstudy.data import formats
 from ganstudy.data.download import RemoteFile, cache_home, download, fetch
 from ganstudy.errors import GanstudyError
-from ganstudy.io import atomic_dir, copy_into, file_digest, read_json, write_json, write_npz
+from ganstudy.io import (
+    atomic_dir,
+    copy_into,
+    file_digest,
+    read_json,
+    read_npz,
+    write_json,
+    write_npz,
+)
 from ganstudy.registry import Registry
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (images (N,H,W,C) uint8, labels (N,))
@@ -40,7 +48,6 @@ class DatasetSpec:
     probe: Callable[[DownloadConfig], tuple[list[str], int]] | None = None
 
 
-
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
@@ -55,7 +62,6 @@ def fetch_raw(cfg: DownloadConfig, out_dir: str | Path) -> Path:
         record.update({a: {p.name: file_digest(p, a) for p in files} for a in spec.extra_digests})
         write_json(tmp / "SOURCE.json", record)
     return out_dir
-
 
 
 def load_raw(dataset: str, raw_dir: str | Path) -> Splits:
@@ -193,8 +199,8 @@ def _fetch_digits(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
 
 
 def _load_digits(raw_dir: Path) -> Splits:
-    with np.load(raw_dir / "digits.npz") as npz:
-        return {"all": (npz["images"], npz["labels"])}
+    arrays = read_npz(raw_dir / "digits.npz", ["images", "labels"])
+    return {"all": (arrays["images"], arrays["labels"])}
 
 
 DATASETS.add(

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ganstudy.errors import GanstudyError
-from ganstudy.io import file_digest
+from ganstudy.io import file_digest, read_npz
 
 IDX_IMAGES, IDX_LABELS = 2051, 2049  # magic numbers of the IDX format (MNIST family)
 
@@ -71,11 +71,7 @@ def read_cifar10(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def read_medmnist(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Read a MedMNIST .npz (keys ``<split>_images``/``<split>_labels``)."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as err:
-        raise GanstudyError(f"{path}: not a readable .npz ({err})") from None
+    arrays = read_npz(path, hint="delete it and fetch it again (dvc repro download)")
     splits = {}
     for split in ("train", "val", "test"):
         if f"{split}_images" not in arrays or f"{split}_labels" not in arrays:
@@ -132,7 +128,10 @@ def _decode(zf: zipfile.ZipFile, member: str, archive: Path) -> np.ndarray:
             # A few horse2zebra photos are greyscale JPEGs: convert gives 3 equal channels.
             return np.asarray(image.convert("RGB"))  # (H, W, 3) uint8
     except (*_ZIP_ERRORS, Image.DecompressionBombError) as err:
-        raise GanstudyError(f"{archive}: cannot decode {member} ({err})") from None
+        raise GanstudyError(
+            f"{archive}: cannot decode {member} ({err}); delete the zip and fetch it again "
+            "(dvc repro download)"
+        ) from None
 
 
 def read_two_domain_zip(archive: Path, root: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ganstudy.config import ReferenceConfig
 from ganstudy.data.arrays import Split, to_model_range
 from ganstudy.errors import GanstudyError
-from ganstudy.io import save_torch
+from ganstudy.io import REBUILD, save_torch
 
 
 class DomainClassifier(nn.Module):
@@ -110,6 +110,6 @@ def load_classifier(path: str | Path, device: torch.device) -> DomainClassifier:
         model.load_state_dict(state["state"])
     except Exception as err:  # noqa: BLE001 (corrupt file: many exception types)
         raise GanstudyError(
-            f"{path}: unreadable domain classifier ({type(err).__name__})"
+            f"{path}: corrupt or unreadable domain classifier ({type(err).__name__}); {REBUILD}"
         ) from None
     return model.to(device).eval()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ganstudy.errors import GanstudyError
-from ganstudy.io import write_npz
+from ganstudy.io import read_npz, write_npz
 
 
 def gaussian_stats(features: np.ndarray, warn: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -255,5 +255,5 @@ def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
     path = Path(path)
     if not path.is_file():
         raise GanstudyError(f"{path}: reference statistics missing; run the reference stage")
-    with np.load(path) as npz:
-        return npz["mu"], npz["sigma"], int(npz["n"])
+    stats = read_npz(path, ["mu", "sigma", "n"])
+    return stats["mu"], stats["sigma"], int(stats["n"])

@@ -18,7 +18,7 @@ import numpy as np
 from ganstudy.config import EvaluateConfig, ReferenceConfig
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
 from ganstudy.errors import GanstudyError
-from ganstudy.io import atomic_dir, read_json, write_json, write_npy
+from ganstudy.io import atomic_dir, read_json, read_npy, write_json, write_npy
 from ganstudy.metrics import metric_name
 from ganstudy.metrics.backbones import load_backbone
 from ganstudy.metrics.domain import accuracy, extract, save_classifier, train_classifier
@@ -93,10 +93,7 @@ def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBO
     path = Path(reference_dir) / feats_name(split, backbone)
     if not path.is_file():
         raise GanstudyError(f"{path}: reference features missing; run the reference stage")
-    try:
-        feats = np.load(path, allow_pickle=False)  # (N, D)
-    except (OSError, ValueError) as err:
-        raise GanstudyError(f"{path}: unreadable reference features ({err})") from None
+    feats = read_npy(path)  # (N, D)
     if feats.shape != (n, len(mu)):
         raise GanstudyError(
             f"{path}: features {feats.shape} do not match the statistics ({n} x {len(mu)}); "
@@ -105,7 +102,7 @@ def load_reference(reference_dir: str | Path, split: str, backbone: str = BACKBO
     train = None
     train_path = Path(reference_dir) / feats_name("train")
     if backbone == BACKBONE and train_path.is_file():  # memorisation's training-set features
-        train = np.load(train_path, allow_pickle=False)
+        train = read_npy(train_path)  # (N_train, D)
         if train.ndim != 2 or train.shape[1] != feats.shape[1]:
             raise GanstudyError(f"{train_path}: features {train.shape} do not match; rerun")
     return ReferenceSet(split, mu, sigma, feats, train, _labels(reference_dir, split, n))
@@ -117,10 +114,7 @@ def _labels(reference_dir: str | Path, split: str, n: int) -> np.ndarray | None:
     path = Path(reference_dir) / labels_name(split)
     if not path.is_file():
         return None
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise GanstudyError(f"{path}: unreadable reference labels ({err})") from None
+    labels = read_npy(path)
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
         raise GanstudyError(
             f"{path}: labels {labels.shape} {labels.dtype} do not match the {n} features; "

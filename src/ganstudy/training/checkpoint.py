@@ -17,6 +17,12 @@ from ganstudy.io import save_torch
 
 FORMAT = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+# Only the latest checkpoint is kept (each one replaces the last atomically, so a kill never
+# leaves half a file); one that is damaged afterwards has no earlier one to fall back to.
+RESTART = (
+    "delete the run folder {} to train it from the start, "
+    "or restore it with `dvc checkout` if DVC has it"
+)
 
 
 def resume_key(resolved: dict[str, Any]) -> str:
@@ -65,9 +71,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 (torch raises many types for corrupt files)
-        raise GanstudyError(
-            f"{path}: corrupt or unreadable checkpoint ({type(err).__name__})"
-        ) from None
+        why = f"corrupt or truncated checkpoint ({type(err).__name__})"
+        raise GanstudyError(f"{path}: {why}; {RESTART.format(path.parent)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise GanstudyError(f"{path}: not a ganstudy checkpoint of format {FORMAT}")
+        raise GanstudyError(
+            f"{path}: not a ganstudy checkpoint of format {FORMAT}; {RESTART.format(path.parent)}"
+        )
     return state

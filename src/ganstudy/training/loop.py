@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
-from ganstudy.io import write_with
+from ganstudy.io import read_csv, write_with
 from ganstudy.losses import Batch, Game, build_game
 from ganstudy.models import (
     ARCHITECTURES,
@@ -39,6 +39,7 @@ from ganstudy.models import (
 )
 from ganstudy.training.checkpoint import (
     CHECKPOINT_NAME,
+    RESTART,
     load_checkpoint,
     resume_key,
     save_checkpoint,
@@ -434,5 +435,5 @@ def _read_history(out_dir: Path, step: int) -> list[dict[str, Any]]:
     path = out_dir / HISTORY_NAME
     if not path.is_file():
         return []
-    frame = pd.read_csv(path)
+    frame = read_csv(path, hint=RESTART.format(out_dir))
     return frame[frame["step"] <= step].to_dict("records")
