@@ -38,9 +38,13 @@ def _half(values: list[float]) -> float:
     return T975[len(values) - 1] * float(np.std(values, ddof=1)) / math.sqrt(len(values))
 
 
-# Augmentation: classic at counts 0, 10, 20; a dcgan arm on top of the 20 classic at 0, 10.
+# Augmentation: classic at counts 0, 10, 20 and 30 (the equal-size control of dcgan's +10); a
+# dcgan arm on top of the 20 classic at 0, 10, whose seed 2 generator fails the quality gate.
 CLASSIC_ACC = {0: [0.60, 0.70, 0.80], 10: [0.70, 0.72, 0.80], 20: [0.74, 0.76, 0.81]}
+CLASSIC_ACC[30] = [0.79, 0.85, 0.84]
 GAN_ACC = {0: [0.74, 0.76, 0.81], 10: [0.80, 0.84, 0.86]}
+CLASS_FID = {0: [10.0, 12.0, 30.0], 1: [8.0, 9.0, 11.0]}  # per class, by seed
+MAX_CLASS_FID = 20.0
 
 
 def _scores(accuracy: float) -> dict[str, float]:
@@ -50,8 +54,12 @@ def _scores(accuracy: float) -> dict[str, float]:
         "specificity_macro": accuracy + 0.05,
         "auc_macro": 0.9,
         "sensitivity_class0": accuracy,
+        "specificity_class0": 1 - accuracy / 2,
+        "sensitivity_class1": accuracy - 0.1,
+        "specificity_class1": 0.9,
         "n_train": 0,
-        "best_epoch": 3,
+        "steps": 100,
+        "best_step": 50,
         "val_accuracy": accuracy,
     }
 
@@ -61,7 +69,17 @@ def _write_arm(folder, arm: str, table: dict[int, list[float]], base: int) -> No
         results = {}
         for count, accuracies in table.items():
             results[str(count)] = _scores(accuracies[seed]) | {"n_train": 30 + base + count}
-        record = {"arm": arm, "seed": seed, "counts": list(table), "n_real": 30}
+        record = {"arm": arm, "seed": seed, "counts": list(table), "n_real": 30, "n_val": 30}
+        if arm != "classic":
+            fids = {str(k): v[seed] for k, v in CLASS_FID.items()}
+            worst = max(fids.values())
+            record["quality"] = {
+                "metric": "fid_domain_1k_test_class<k>",
+                "fid_class": fids,
+                "worst": worst,
+                "threshold": MAX_CLASS_FID,
+                "passed": worst <= MAX_CLASS_FID,
+            }
         write_json(
             folder / arm / f"{seed}.json", record | {"n_classic_base": base, "results": results}
         )
@@ -105,9 +123,27 @@ def test_augmentation_section_tables_curve_tests_and_published(downstream, tmp_p
         "real only",
         "classic +10",
         "classic +20",
+        "classic +30",
         "dcgan: classic +20, synthetic +0",
         "dcgan: classic +20, synthetic +10",
     ]
+    # The quality gate: seed 2's worst class (30) is above 20; the arm is marked.
+    assert arms.loc["dcgan: classic +20, synthetic +10", "quality gate"] == "2/3 seeds passed ⚠"
+    assert arms.loc["classic +30", "quality gate"] == "–"
+    assert "⚠ dcgan: the generators of seeds 2 failed the quality gate" in section.markdown
+    fid = section.tables["augmentation_fid"].set_index("arm").loc["dcgan"]
+    assert fid["fid_0_mean"] == pytest.approx(np.mean(CLASS_FID[0]))
+    assert fid["fid_worst_mean"] == pytest.approx(np.mean([10.0, 12.0, 30.0]))
+    assert fid["failed"] == "2" and fid["n"] == 3
+    # The design, read off the records: one step budget, the control, the gate.
+    assert "every classifier takes 100 optimizer steps" in section.markdown
+    assert "worst per-class FID is at most 20" in section.markdown
+    # Per-class sensitivity and specificity of the compared rows.
+    per_class = section.tables["augmentation_per_class"].set_index("arm")
+    assert per_class.loc["classic +30", "specificity_class0_mean"] == pytest.approx(
+        np.mean([1 - a / 2 for a in CLASSIC_ACC[30]])
+    )
+    assert "sensitivity class 1" in section.markdown
     real = arms.loc["real only"]
     assert real["accuracy_mean"] == pytest.approx(0.70)
     assert real["accuracy_ci"] == pytest.approx(_half([0.60, 0.70, 0.80]))
@@ -125,9 +161,15 @@ def test_augmentation_section_tables_curve_tests_and_published(downstream, tmp_p
     assert all(f"src='{rel}'" in section.html for rel in rels)
     assert "data:image/png;base64," in section.inline_html(out)
 
-    # Paired tests: dcgan at its top vs classic at its top; a better GAN arm is a positive b - a.
-    tests = section.tables["augmentation_tests"].set_index(["b", "metric"])
-    gan = tests.loc[("dcgan: classic +20, synthetic +10", "accuracy")]
+    # Paired tests: dcgan at +10 vs its equal-size control (classic +30), and vs the classic
+    # base (classic +20) as Frid-Adar et al. compare; a better GAN arm is a positive b - a.
+    tests = section.tables["augmentation_tests"].set_index(["b", "a", "metric"])
+    control = tests.loc[("dcgan: classic +20, synthetic +10", "classic +30", "accuracy")]
+    assert control["mean_diff"] == pytest.approx(np.mean(np.subtract(GAN_ACC[10], CLASSIC_ACC[30])))
+    assert control["verdict"] == SAME
+    assert ("dcgan: classic +20, synthetic +10", "classic +30", "auc_macro") in tests.index
+    tests = tests.reset_index("a")
+    gan = tests[tests["a"] == "classic +20"].loc[("dcgan: classic +20, synthetic +10", "accuracy")]
     diff = np.subtract(GAN_ACC[10], CLASSIC_ACC[20])
     assert gan["a"] == "classic +20"
     assert gan["mean_diff"] == pytest.approx(diff.mean()) and gan["mean_diff"] > 0
@@ -137,7 +179,7 @@ def test_augmentation_section_tables_curve_tests_and_published(downstream, tmp_p
     assert gan["verdict"] == "higher beyond the seed noise"
     classic = tests.loc[("classic +20", "accuracy")]
     assert classic["a"] == "real only" and classic["verdict"] == SAME
-    assert "no difference beyond the seed noise" in section.markdown
+    assert "inconclusive (the interval of the difference holds 0)" in section.markdown
 
     # Published numbers beside ours, with source and note.
     pub = section.tables["augmentation_published"].set_index("row")

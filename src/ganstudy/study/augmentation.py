@@ -142,8 +142,9 @@ def run_arm(
             the quality gate; needed when ``cfg.max_class_fid`` is set.
 
     Returns:
-        ``{"arm", "seed", "counts", "n_real", "n_classic_base", "steps", "results": {str(c):
-        metrics}}`` with ``classification_metrics`` of the test split, the training-set size,
+        ``{"arm", "seed", "counts", "n_real", "n_val", "n_test", "n_classic_base", "steps",
+        "results": {str(c): metrics}}`` with ``classification_metrics`` of the test split, the
+        training-set size,
         the optimizer steps taken and the step kept for each count; a GAN arm's record also has
         ``quality`` (``quality_gate``) when ``metrics_path`` is given.
     """
@@ -200,6 +201,8 @@ def run_arm(
         "seed": seed,
         "counts": list(counts),
         "n_real": len(real[0]),
+        "n_val": len(val[0]),
+        "n_test": len(test[0]),
         "n_classic_base": 0 if run_dir is None else top,
         "steps": cfg.steps,
         "results": results,

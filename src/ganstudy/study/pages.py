@@ -45,10 +45,10 @@ AUG_METRICS = {  # downstream column -> table header
     "specificity_macro": "specificity (macro)",
     "auc_macro": "AUC (macro)",
 }
-AUG_TESTED = ("accuracy", "sensitivity_macro", "specificity_macro")  # Frid-Adar's comparison
+AUG_TESTED = ("accuracy", "sensitivity_macro", "specificity_macro", "auc_macro")
 REAL_ONLY = "real only"  # the classic arm at count 0
 GAN_ROW = "classic+synthetic"  # published row: every GAN arm at its largest count
-SAME = "no difference beyond the seed noise"  # the interval of the difference covers 0
+SAME = "inconclusive (the interval of the difference holds 0)"
 
 Values = pd.Series  # one metric of one row of ours, indexed by seed (NaN: no value)
 Match = tuple[str, Values | None]  # our row's label and values (None: we do not measure it)
@@ -106,17 +106,28 @@ def study_section(
 def augmentation_section(
     study: Study, metrics_dir: Path, out_dir: Path, confidence: float
 ) -> Section:
-    """Arms x counts table, the accuracy curve (book figure 11.3), the arms' source pictures,
-    paired tests (classic vs real only; each GAN arm vs classic, both at their largest count)."""
+    """The fair design (issue 13) stated, arms x counts with each GAN arm's quality gate, the
+    accuracy curve (book figure 11.3) with the equal-size classic curve beside the GAN curves,
+    per-class sensitivity and specificity, the generators' per-class FID, the arms' source
+    pictures, paired tests (classic vs real only; each GAN count vs its equal-size classic
+    control, and vs the classic base as Frid-Adar et al. compare), published numbers."""
     folder = metrics_dir / "downstream"
-    df = pd.DataFrame(as_rows(arm_records(folder)))
+    records = arm_records(folder)
+    df = pd.DataFrame(as_rows(records))
     if df.empty:
         raise GanstudyError(f"{folder}: no <arm>/<seed>.json; run the downstream stages")
     _require(df, ["arm", "seed", "count", "added", "n_train", *AUG_METRICS], str(folder))
     if CLASSIC not in set(df["arm"]):
         raise GanstudyError(f"{folder}: no classic arm; every GAN arm is compared with it")
     arms = list(dict.fromkeys([CLASSIC, *df["arm"]]))
-    top = {arm: int(df.loc[df["arm"] == arm, "count"].max()) for arm in arms}
+    gans = arms[1:]
+    counts = {arm: sorted(set(df.loc[df["arm"] == arm, "count"].astype(int))) for arm in arms}
+    # The classic base of the GAN arms (every GAN image comes on top of it): max(counts).
+    bases = {int(r["n_classic_base"]) for r in records if r["arm"] != CLASSIC}
+    if len(bases) > 1:
+        raise GanstudyError(f"{folder}: GAN arms on different classic bases {sorted(bases)}")
+    base = bases.pop() if bases else counts[CLASSIC][-1]
+    gates = {arm: _gate(records, arm) for arm in gans}
 
     def at(arm: str, count: int) -> tuple[str, pd.DataFrame]:
         rows = df[(df["arm"] == arm) & (df["count"] == count)]
@@ -124,24 +135,68 @@ def augmentation_section(
         return _arm_label(arm, count, added), rows
 
     page = _Page(study, confidence)
+    page.heading("Design")
+    page.bullets(_design(records, base, gates, confidence))
+    for arm, gate in gates.items():
+        if gate["failed"]:
+            page.text(
+                f"⚠ {arm}: the generators of seeds {_seeds(pd.Index(gate['failed']))} failed the "
+                f"quality gate (worst per-class FID above {gate['threshold']:g}); every table "
+                "still includes them, so read this arm's numbers as those of partly failed GANs."
+            )
+
     page.heading("Downstream classifier per arm and number of added images")
     page.summary_table(
         "augmentation_arms",
-        ["arm", "added", *AUG_METRICS.values(), "n_train", "n", "seeds"],
+        ["arm", "added", *AUG_METRICS.values(), "n_train", "quality gate", "n", "seeds"],
         [
             ({"arm": label, "added": rows["added"].iloc[0]}, rows)
             for arm in arms
-            for label, rows in (
-                at(arm, int(c)) for c in sorted(set(df.loc[df["arm"] == arm, "count"]))
-            )
+            for label, rows in (at(arm, c) for c in counts[arm])
         ],
         {head: column for column, head in AUG_METRICS.items()},
-        extra=lambda rows: {"n_train": _span(sorted(set(rows["n_train"].astype(int))))},
+        extra=lambda rows: {
+            "n_train": _span(sorted(set(rows["n_train"].astype(int)))),
+            "quality gate": _gate_cell(gates.get(str(rows["arm"].iloc[0]))),
+        },
+    )
+    page.text(
+        f"Rows 'classic +c' with c > {base} are the equal-size controls: 'classic +{base} "
+        f"+ c synthetic' and 'classic +{base} + c more classic' train on as many images, with "
+        "the same optimizer steps."
     )
 
     curve = "figures/augmentation_curve.png"
-    _save_curve(df, arms, out_dir / curve, confidence, study.published)
-    page.figure("Test accuracy vs images added to the real training split (figure 11.3)", curve)
+    _save_curve(df, arms, out_dir / curve, confidence, study.published, base, gates)
+    page.figure(
+        "Test accuracy vs images added to the real training split (figure 11.3); the classic "
+        f"curve continues past +{base} as the equal-size control of the GAN curves",
+        curve,
+    )
+
+    page.heading("Per-class sensitivity and specificity (one class against the rest)")
+    classes = sorted(
+        {int(m[1]) for c in df.columns if (m := re.match(r"^sensitivity_class(\d+)$", c))}
+    )
+    rows_of = [(CLASSIC, 0), (CLASSIC, base)] + [(arm, counts[arm][-1]) for arm in gans]
+    rows_of += [(CLASSIC, base + counts[arm][-1]) for arm in gans]
+    per_class = {
+        f"{what} class {k}": f"{what}_class{k}"
+        for k in classes
+        for what in ("sensitivity", "specificity")
+    }
+    per_class["AUC (macro)"] = "auc_macro"
+    page.summary_table(
+        "augmentation_per_class",
+        ["arm", *per_class, "n", "seeds"],
+        [({"arm": label}, rows) for label, rows in dict(at(a, c) for a, c in rows_of).items()],
+        per_class,
+    )
+
+    if gans:
+        page.heading("Generator quality: per-class FID of each seed's generator")
+        page.table(*_fid_table(gates, confidence))
+
     seed = int(df["seed"].min())
     for arm in arms:  # real | classic | synthetic rows of each arm, when the stage drew them
         source = grid_path(folder / arm / f"{seed}.json")
@@ -152,20 +207,33 @@ def augmentation_section(
             page.figure(f"{arm}, seed {seed}: training images (rows: {rows})", rel)
 
     comparisons: list[Comparison] = []
-    pairs = [((CLASSIC, 0), (CLASSIC, top[CLASSIC]))] if top[CLASSIC] > 0 else []
-    pairs += [((CLASSIC, top[CLASSIC]), (arm, top[arm])) for arm in arms[1:]]
+    pairs = [((CLASSIC, 0), (CLASSIC, base))] if base > 0 else []
+    for arm in gans:  # each synthetic count against its equal-size classic control
+        pairs += [((CLASSIC, base + c), (arm, c)) for c in counts[arm] if c > 0]
+    for arm in gans:  # Frid-Adar et al.'s comparison: classic + synthetic vs classic alone
+        if counts[arm][-1] > 0:
+            pairs.append(((CLASSIC, base), (arm, counts[arm][-1])))
     for (a_arm, a_count), (b_arm, b_count) in pairs:
         (a, a_rows), (b, b_rows) = at(a_arm, a_count), at(b_arm, b_count)
         for metric in AUG_TESTED:
             comparisons.append((b, a, metric, _by_seed(a_rows, metric), _by_seed(b_rows, metric)))
     page.paired_tests("augmentation_tests", comparisons)
+    if gans:
+        page.text(
+            f"The fair test of synthetic images is each GAN row against its equal-size control "
+            f"(a = classic +{base} + c: as many images, more classic ones). Against the classic "
+            f"base (a = classic +{base}) the GAN arm also trains on more images: that is "
+            "Frid-Adar et al.'s comparison, shown for the published numbers."
+        )
 
     def lookup(p: Published) -> list[Match]:
         if p.row == REAL_ONLY:
             targets = [(CLASSIC, 0)]
+        elif p.row == CLASSIC:
+            targets = [(CLASSIC, base)]  # the paper's classic arm: no synthetic images
         else:
-            names = arms[1:] if p.row == GAN_ROW else [a for a in arms if a == p.row]
-            targets = [(arm, top[arm]) for arm in names]
+            names = gans if p.row == GAN_ROW else [a for a in arms if a == p.row]
+            targets = [(arm, counts[arm][-1]) for arm in names]
         matches = [at(arm, count) for arm, count in targets]
         return [
             (label, _by_seed(rows, p.metric) if p.metric in df else None)
@@ -177,6 +245,100 @@ def augmentation_section(
     return page.done()
 
 
+def _gate(records: list[dict[str, Any]], arm: str) -> dict[str, Any]:
+    """A GAN arm's quality records by seed: per-class FIDs, the threshold, failed seeds."""
+    quality = {int(r["seed"]): r["quality"] for r in records if r["arm"] == arm and "quality" in r}
+    thresholds = {q["threshold"] for q in quality.values()}
+    return {
+        "quality": quality,
+        "metric": next((q["metric"] for q in quality.values()), None),
+        "threshold": thresholds.pop() if len(thresholds) == 1 else None,
+        "failed": sorted(s for s, q in quality.items() if q["passed"] is False),
+        "gated": sorted(s for s, q in quality.items() if q["passed"] is not None),
+    }
+
+
+def _gate_cell(gate: dict[str, Any] | None) -> str:
+    if gate is None:
+        return "–"
+    if not gate["gated"]:
+        return "no gate" if gate["quality"] else "not recorded"
+    ok = len(gate["gated"]) - len(gate["failed"])
+    mark = "" if not gate["failed"] else " ⚠"
+    return f"{ok}/{len(gate['gated'])} seeds passed{mark}"
+
+
+def _fid_table(
+    gates: dict[str, dict[str, Any]], confidence: float
+) -> tuple[str, list[str], list[list[str]], pd.DataFrame]:
+    """Per GAN arm: each class's FID and the worst, mean ± CI over seeds, gate and seeds."""
+    classes = sorted(
+        {k for g in gates.values() for q in g["quality"].values() for k in q["fid_class"]}, key=int
+    )
+    header = ["arm", *(f"FID class {k}" for k in classes), "worst class", "gate", "n", "seeds"]
+    body, records = [], []
+    for arm, gate in gates.items():
+        quality = gate["quality"]
+        cells, record = [arm], {"arm": arm, "metric": gate["metric"]}
+        for k in [*classes, "worst"]:
+            values = [
+                q["worst"] if k == "worst" else q["fid_class"].get(k, math.nan)
+                for q in quality.values()
+            ]
+            mean, half, _ = mean_ci(pd.Series(values, dtype=float).dropna(), confidence)
+            cells.append(format_ci(mean, half, 1))
+            record |= {f"fid_{k}_mean": mean, f"fid_{k}_ci": half}
+        threshold = gate["threshold"]
+        cells.append(_gate_cell(gate) + ("" if threshold is None else f" (≤ {threshold:g})"))
+        seeds = _seeds(pd.Index(sorted(quality)))
+        cells += [str(len(quality)), seeds]
+        body.append(cells)
+        record |= {"threshold": threshold, "failed": _seeds(pd.Index(gate["failed"]))}
+        records.append(record | {"n": len(quality), "seeds": seeds})
+    return "augmentation_fid", header, body, pd.DataFrame(records)
+
+
+def _design(
+    records: list[dict[str, Any]], base: int, gates: dict[str, dict[str, Any]], confidence: float
+) -> list[str]:
+    """The protocol every arm shares, read off the records (not restated from params)."""
+    first = records[0]
+    steps = sorted(
+        {int(s["steps"]) for r in records for s in r["results"].values() if "steps" in s}
+    )
+    seeds = sorted({int(r["seed"]) for r in records})
+    thresholds = sorted({g["threshold"] for g in gates.values() if g["threshold"] is not None})
+    sizes = ", ".join(
+        f"{first[k]} {what}"
+        for k, what in (("n_real", "real training"), ("n_val", "validation"), ("n_test", "test"))
+        if k in first
+    )
+    return [
+        f"Data: {sizes} images; the validation split picks the step kept, the test split is "
+        "scored once per classifier.",
+        "Step budget: every classifier takes "
+        + (
+            f"{steps[0]} optimizer steps"
+            if len(steps) == 1
+            else f"{_span(steps)} optimizer steps (NOT one budget)"
+        )
+        + ", whatever its training-set size, so no arm wins on updates alone.",
+        f"Equal-size control: every GAN arm adds its synthetic images to the real split plus "
+        f"{base} classic images; the classic arm at {base} + c is its twin with c more classic "
+        "images instead of c synthetic ones.",
+        "Quality gate: "
+        + (
+            f"a generator passes when its worst per-class FID is at most {thresholds[0]:g}"
+            if len(thresholds) == 1
+            else "none set (downstream.max_class_fid): per-class FIDs are reported below"
+        )
+        + "; the GAN length is fixed in the study file, not chosen on test accuracy.",
+        f"Seeds: {len(seeds)} ({_seeds(pd.Index(seeds))}); seed s pairs classifier seed s with "
+        f"the generators of seed s; {confidence:.0%} t-intervals over seeds, paired tests over "
+        "the seeds both rows have.",
+    ]
+
+
 def _arm_label(arm: str, count: int, added: int) -> str:
     if arm == CLASSIC:
         return REAL_ONLY if count == 0 else f"classic +{count}"
@@ -184,11 +346,18 @@ def _arm_label(arm: str, count: int, added: int) -> str:
 
 
 def _save_curve(
-    df: pd.DataFrame, arms: list[str], path: Path, confidence: float, published: list[Published]
+    df: pd.DataFrame,
+    arms: list[str],
+    path: Path,
+    confidence: float,
+    published: list[Published],
+    base: int,
+    gates: dict[str, dict[str, Any]],
 ) -> Path:
     """Mean accuracy per number of added images, one line per arm, CI band over seeds; a GAN
-    arm starts where the classic arm ends (its synthetic images come on top of all classic);
-    published accuracies are dashed lines."""
+    arm starts where the classic base ends (its synthetic images come on top of it), and the
+    classic line continues past it as the equal-size control; published accuracies are dashed
+    lines."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for arm in arms:
         points = [
@@ -196,10 +365,17 @@ def _save_curve(
             for added, g in df[df["arm"] == arm].groupby("added")
         ]
         x, mean, half = (np.array(v, np.float64) for v in zip(*points, strict=True))
-        label = "classic augmentation" if arm == CLASSIC else f"{arm}: classic + synthetic"
+        if arm == CLASSIC:
+            label = "classic augmentation (past the dotted line: equal-size control)"
+        else:
+            label = f"{arm}: classic + synthetic"
+            failed, gated = gates[arm]["failed"], gates[arm]["gated"]
+            label += f" (⚠ {len(failed)}/{len(gated)} seeds failed the gate)" if failed else ""
         (line,) = ax.plot(x, mean, marker="o", label=label)
         band = np.nan_to_num(half)  # one seed: no interval
         ax.fill_between(x, mean - band, mean + band, color=line.get_color(), alpha=0.2)
+    if len(arms) > 1:
+        ax.axvline(base, color="grey", linestyle=":", linewidth=1)
     for p in (p for p in published if p.metric == "accuracy"):
         ax.axhline(p.value, color="grey", linestyle="--", linewidth=1)
         where = ("axes fraction", "data")
@@ -208,7 +384,7 @@ def _save_curve(
     ax.set_ylabel("test accuracy")
     ax.set_title(f"Accuracy vs added images (mean, {confidence:.0%} CI over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     try:
         return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
