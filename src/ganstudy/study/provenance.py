@@ -5,6 +5,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from ganstudy.config import PARAMS_FILE, StudyConfig, TrackingConfig
 from ganstudy.io import read_json
 from ganstudy.training.run import RUN_FILE
@@ -14,18 +16,57 @@ UI = "http://127.0.0.1:5000"  # `make mlflow-ui` (MLFLOW_PORT 5000)
 
 def git_revision(root: str | Path = ".") -> str:
     """``<commit>`` plus a note when the working tree differs from it (a `dvc exp run`
-    workspace experiment always does: its params live in params.yaml until committed)."""
+    workspace experiment always does: its params live in params.yaml until committed).
+    Changes DVC makes itself do not count: the rewritten ``dvc.lock`` and the stages' outputs
+    (listed in it) that git tracks, such as metrics and this report, differ after any run
+    from a clean checkout."""
     try:
         commit = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+        status = _git(root, "status", "--porcelain", "-z", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
-    return commit + (" with uncommitted changes" if dirty else "")
+    outputs = dvc_outputs(Path(root) / "dvc.lock")
+    changed = [
+        path
+        for path in _porcelain_paths(status)
+        if path != "dvc.lock" and not any(path == o or path.startswith(f"{o}/") for o in outputs)
+    ]
+    return commit + (" with uncommitted changes" if changed else "")
+
+
+def _porcelain_paths(status: str) -> list[str]:
+    """Paths of ``git status --porcelain -z`` (``XY path``; a rename adds its old path)."""
+    entries, paths = status.split("\0"), []
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        if entry:
+            paths.append(entry[3:])
+            if entry[0] in "RC":  # the next field is the rename's or copy's source
+                paths.append(entries[i + 1])
+                i += 1
+        i += 1
+    return paths
+
+
+def dvc_outputs(lock: Path) -> list[str]:
+    """The output paths of every stage in ``dvc.lock`` (none when it is missing or unreadable:
+    then every change counts)."""
+    try:
+        stages = yaml.safe_load(lock.read_text(encoding="utf-8")).get("stages", {})
+        return [
+            str(out["path"]).rstrip("/")
+            for stage in stages.values()
+            for out in stage.get("outs", [])
+        ]
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, KeyError):
+        return []
 
 
 def _git(root: str | Path, *args: str) -> str:
+    # Not stripped: -z output ends in a NUL and a path may start with a space.
     out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+    return out.stdout.rstrip("\n")
 
 
 def provenance(
