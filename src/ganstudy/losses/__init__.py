@@ -22,6 +22,16 @@ InfoGAN's mutual information needs the latent codes, SGAN a labelled batch) over
 they live in their own modules of this package, registered on import. ``update(loss)`` is the
 loop's: backward and one optimizer step of the phase's player; a step may call it more than once
 (the book's separate real and fake D updates).
+
+Statistics are detached 0-d tensors on the step's device, never Python floats read with
+``.item()``: reading a value waits for the device, and the loop reads them only every
+``train.log_every`` iterations (a GPU then runs ahead instead of stopping every iteration).
+
+One G forward per iteration (``reuse_fakes``, pytorch/examples' dcgan): the loop hands the G step
+the batch of the last D step, whose fakes the D step made with G's graph (``Batch.keep_fake``);
+G's loss then judges those same fakes with the updated D, as the examples do, and G runs forward
+once instead of twice. A game whose G step needs more than the D step's fakes (its own codes, a
+cycle, no D step) sets ``fakes_reusable = False`` and always draws a fresh batch.
 """
 
 import importlib
@@ -40,7 +50,7 @@ from ganstudy.errors import GanstudyError
 from ganstudy.models import make_fakes
 from ganstudy.registry import Registry
 
-Stats = dict[str, float]
+Stats = dict[str, torch.Tensor | float]  # detached 0-d tensors (no host sync) or constants
 Update = Callable[[torch.Tensor], None]  # backward + one optimizer step of the phase's player
 Noise = Callable[[torch.Tensor], torch.Tensor]  # the loop's instance noise at this iteration
 
@@ -55,6 +65,11 @@ class Batch:
     # Semi-supervised games (``needs_labelled_batch``): a batch of the labelled subset,
     # (B, C, H, W) images and (B,) labels; ``y`` is then None: the other labels are hidden.
     labelled: tuple[torch.Tensor, torch.Tensor] | None = None
+    # Set by the loop on the last D step's batch when the game reuses D's fakes for G's step:
+    # the D step then makes its fakes with G's graph and leaves them in ``fake`` for the G step,
+    # which the loop gives this same batch.
+    keep_fake: bool = False
+    fake: torch.Tensor | None = None  # (B, C, H, W), with G's graph; taken by the G step
 
 
 @dataclass
@@ -66,8 +81,15 @@ class Game(ABC):
     needs_labelled_batch: ClassVar[bool] = False  # semi-supervised: Batch.labelled, no Batch.y
     adversarial: ClassVar[bool] = True  # False: no D phase (d_steps 0), e.g. a VAE
     trains_generator: ClassVar[bool] = True  # False: G is built, never updated (a D-only baseline)
+    # Whether G's step may judge the D step's fakes (it is a function of D's scores of G(z) for
+    # the batch's z alone); False where G's step needs its own forward passes.
+    fakes_reusable: ClassVar[bool] = True
     arch: ClassVar[str] = "dcgan"  # the architecture it is made for; its automatic tests use it
     d_steps: int = 1  # D updates per G update (book §5.4.4: 5 is a common ratio for critics)
+    # G's step on the last D step's fakes and real batch (one G forward per iteration, the
+    # pytorch/examples way) instead of a fresh batch and z; None: yes where the game allows it.
+    # The -book presets set false: the book's loops draw a fresh z for the generator's update.
+    reuse_fakes: bool | None = None
 
     def __post_init__(self) -> None:
         if self.adversarial:
@@ -76,14 +98,37 @@ class Game(ABC):
             raise GanstudyError(
                 f"d_steps must be 0 for a non-adversarial game (got {self.d_steps})"
             )
+        if self.reuse_fakes is None:
+            self.reuse_fakes = self.fakes_reusable and self.adversarial
+        elif not isinstance(self.reuse_fakes, bool):
+            raise GanstudyError(f"reuse_fakes must be true or false (got {self.reuse_fakes!r})")
+        elif self.reuse_fakes and not (self.fakes_reusable and self.adversarial):
+            raise GanstudyError(
+                "reuse_fakes: this game's G step needs its own fresh batch (set it false)"
+            )
+
+    def d_fakes(self, G: nn.Module, batch: Batch) -> torch.Tensor:
+        """The fakes for D's step (B, C, H, W), without G's graph. With ``batch.keep_fake`` they
+        are made with G's graph, which is kept on the batch for G's step."""
+        if batch.keep_fake:
+            batch.fake = make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
+            return batch.fake.detach()
+        with torch.no_grad():
+            return make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
+
+    def g_fakes(self, G: nn.Module, batch: Batch) -> torch.Tensor:
+        """The fakes for G's step (B, C, H, W), with G's graph: the D step's when it kept them
+        (taken from the batch: one G step per graph), else a fresh forward pass."""
+        if batch.fake is not None:
+            fake, batch.fake = batch.fake, None
+            return fake
+        return make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
 
     def d_step(
         self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
     ) -> tuple[torch.Tensor, Stats]:
         """One D step: fakes for the batch (no graph to G), D's loss, one update."""
-        with torch.no_grad():
-            fake = make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
-        real, fake = noise(batch.real), noise(fake)
+        real, fake = noise(batch.real), noise(self.d_fakes(G, batch))  # (B, C, H, W) each
         loss, stats = self.d_loss(judge(D, batch.y), real, fake)
         update(loss)
         return loss, stats
@@ -93,7 +138,7 @@ class Game(ABC):
     ) -> tuple[torch.Tensor, Stats]:
         """One G step: fakes for the batch with G's graph, G's loss, one update."""
         real = noise(batch.real)
-        fake = noise(make_fakes(G, batch.z, batch.y, batch.real))  # (B, C, H, W)
+        fake = noise(self.g_fakes(G, batch))  # (B, C, H, W)
         loss, stats = self.g_loss(judge(D, batch.y), fake, real)
         update(loss)
         return loss, stats
@@ -184,9 +229,9 @@ def _logistic_terms(
     loss_real = F.binary_cross_entropy_with_logits(d_real, target)
     loss_fake = F.softplus(d_fake).mean()  # -log(1 - sigmoid(d_fake))
     stats = {
-        "D/loss_real": loss_real.item(),
-        "D/loss_fake": loss_fake.item(),
-        "D/accuracy": 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item(),
+        "D/loss_real": loss_real.detach(),
+        "D/loss_fake": loss_fake.detach(),
+        "D/accuracy": 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).detach(),
     }
     return loss_real + loss_fake, stats
 
@@ -226,15 +271,13 @@ class CrossEntropyGame(Game):
     ) -> tuple[torch.Tensor, Stats]:
         if self.d_update == "joint":
             return super().d_step(G, D, batch, noise, update)
-        with torch.no_grad():
-            fake = make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
-        real, fake = noise(batch.real), noise(fake)
+        real, fake = noise(batch.real), noise(self.d_fakes(G, batch))  # (B, C, H, W) each
         D = judge(D, batch.y)
         loss_real, stats_real = self.d_term(D, real, is_real=True)
         update(loss_real)
         loss_fake, stats_fake = self.d_term(D, fake, is_real=False)  # D after its real update
         update(loss_fake)
-        stats = {"D/loss_real": loss_real.item(), "D/loss_fake": loss_fake.item()}
+        stats = {"D/loss_real": loss_real.detach(), "D/loss_fake": loss_fake.detach()}
         return (loss_real + loss_fake).detach(), stats | stats_real | stats_fake
 
 
@@ -249,7 +292,7 @@ class NonSaturating(CrossEntropyGame):
         self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
     ) -> tuple[torch.Tensor, Stats]:
         d_fake = D(fake)  # (B,) logits
-        return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().item()}
+        return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().detach()}
 
 
 @GAMES.register("minimax")
@@ -264,7 +307,7 @@ class Minimax(CrossEntropyGame):
     ) -> tuple[torch.Tensor, Stats]:
         d_fake = D(fake)  # (B,) logits
         # log(1 - sigmoid(l)) = -softplus(l): flat where D is sure, hence "saturating".
-        return -F.softplus(d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().item()}
+        return -F.softplus(d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().detach()}
 
 
 @GAMES.register("acgan")
@@ -293,27 +336,28 @@ class ACGAN(CrossEntropyGame):
         aux = self.aux_weight * (
             F.cross_entropy(c_real, D.labels) + F.cross_entropy(c_fake, D.labels)
         )
-        stats["D/aux_loss"] = aux.item()
-        stats["D/class_accuracy"] = (c_real.argmax(1) == D.labels).float().mean().item()
+        stats["D/aux_loss"] = aux.detach()
+        stats["D/class_accuracy"] = (c_real.argmax(1) == D.labels).float().mean()
         return loss + aux, stats
 
     def d_term(self, D: nn.Module, x: torch.Tensor, is_real: bool) -> tuple[torch.Tensor, Stats]:
         logits, classes = D.classify(x)  # (B,), (B, K)
         source, _ = super().d_term(lambda _: logits, x, is_real)
         aux = self.aux_weight * F.cross_entropy(classes, D.labels)
-        return source + aux, {f"D/aux_loss_{'real' if is_real else 'fake'}": aux.item()}
+        return source + aux, {f"D/aux_loss_{'real' if is_real else 'fake'}": aux.detach()}
 
     def g_loss(
         self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
     ) -> tuple[torch.Tensor, Stats]:
         d_fake, c_fake = D.classify(fake)  # (B,) logits, (B, K) class logits
         aux = self.aux_weight * F.cross_entropy(c_fake, D.labels)  # G also maximises L_C
-        stats = {"D/score_fake": torch.sigmoid(d_fake).mean().item(), "G/aux_loss": aux.item()}
+        stats = {"D/score_fake": torch.sigmoid(d_fake).mean().detach(), "G/aux_loss": aux.detach()}
         return F.softplus(-d_fake).mean() + aux, stats
 
 
 def _sum_with_stats(loss_real: torch.Tensor, loss_fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
-    return loss_real + loss_fake, {"D/loss_real": loss_real.item(), "D/loss_fake": loss_fake.item()}
+    stats = {"D/loss_real": loss_real.detach(), "D/loss_fake": loss_fake.detach()}
+    return loss_real + loss_fake, stats
 
 
 # Critic games: D outputs an unbounded score; G raises the critic's score on fakes.
@@ -325,12 +369,12 @@ def _critic_d_loss(
     """mean C(G(z)) - mean C(x): minus the critic's estimate of the Wasserstein distance."""
     d_real, d_fake = D(real), D(fake)  # (B,) scores
     distance = d_real.mean() - d_fake.mean()
-    return -distance, {"D/wasserstein": distance.item()}
+    return -distance, {"D/wasserstein": distance.detach()}
 
 
 def _critic_g_loss(D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
     score = D(fake).mean()  # D's (B,) scores, averaged
-    return -score, {"D/score_fake": score.item()}
+    return -score, {"D/score_fake": score.detach()}
 
 
 def gradient_penalty(
@@ -395,7 +439,7 @@ class WassersteinGP(Game):
         loss, stats = _critic_d_loss(D, real, fake)
         penalty, norm = gradient_penalty(D, real, fake)
         penalty = self.gp_weight * penalty
-        stats |= {"D/gradient_penalty": penalty.item(), "D/grad_norm": norm.mean().item()}
+        stats |= {"D/gradient_penalty": penalty.detach(), "D/grad_norm": norm.mean().detach()}
         return loss + penalty, stats
 
     def g_loss(
@@ -423,7 +467,7 @@ class LeastSquares(Game):
         self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
     ) -> tuple[torch.Tensor, Stats]:
         d_fake = D(fake)  # (B,) scores
-        return 0.5 * ((d_fake - 1) ** 2).mean(), {"D/score_fake": d_fake.mean().item()}
+        return 0.5 * ((d_fake - 1) ** 2).mean(), {"D/score_fake": d_fake.mean().detach()}
 
 
 @GAMES.register("hinge")
@@ -480,7 +524,7 @@ class Relativistic(Game):
             d_real = D(real)  # (B,) scores
         d_fake = D(fake)  # (B,) scores
         loss_real, loss_fake = _relativistic_terms(d_real, d_fake, real_label=0.0)
-        return loss_real + loss_fake, {"D/score_fake": d_fake.mean().item()}
+        return loss_real + loss_fake, {"D/score_fake": d_fake.mean().detach()}
 
 
 # Game families in their own modules (sgan, cyclegan, vae, ...) register themselves on import.

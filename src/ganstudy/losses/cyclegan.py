@@ -25,7 +25,9 @@ no game state, so a buffer would break exact resume) and its linear learning-rat
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +79,8 @@ class CycleGAN(Game):
         "identity_weight * L1(G_into_d(x_d), x_d), summed over both domains"
     )
     arch = "cyclegan"
+    # G's step runs G three times (translation, cycle, identity) on its own real batch.
+    fakes_reusable: ClassVar[bool] = False
     cycle_weight: float = 10.0  # lambda_cyc (book listing 9.2 and the paper: 10)
     identity_weight: float = 9.0  # book: 0.9 * lambda_cyc = 9; paper: 0.5 * lambda_cyc = 5
     d_update: str = "joint"  # joint: one D update; separate: the book's four (listing 9.6)
@@ -102,22 +106,23 @@ class CycleGAN(Game):
         per_d = 0.5 * (real_terms + fake_terms)  # (2,) L_D_A, L_D_B
         loss = per_d.sum()
         update(loss)
-        return loss, _d_stats(real_terms.tolist(), fake_terms.tolist())
+        return loss, _d_stats(real_terms.detach(), fake_terms.detach())
 
     def _separate_d_step(
         self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor, update: Update
     ) -> tuple[torch.Tensor, Stats]:
         """Listing 9.6: D_A real, D_A fake, D_B real, D_B fake, each judged after the last step."""
-        terms = {True: [0.0, 0.0], False: [0.0, 0.0]}  # is_real -> [domain A, domain B]
+        zero = real.new_zeros(())  # a missing term's value, on the device as the others
+        terms = {True: [zero, zero], False: [zero, zero]}  # is_real -> [domain A, domain B]
         for d in (0, 1):
             # Domain d's reals, then the translations into domain d (from images of 1 - d).
             for is_real, images in ((True, real[y == d]), (False, fake[y == 1 - d])):
                 if len(images):  # a small batch may miss a domain: no term, no update
                     term = squared_error(D.judge(images, d), float(is_real)).mean()
                     update(term)
-                    terms[is_real][d] = term.item()
+                    terms[is_real][d] = term.detach()
         loss = 0.5 * (sum(terms[True]) + sum(terms[False]))  # L_D as in the joint update
-        return torch.tensor(loss), _d_stats(terms[True], terms[False])
+        return loss, _d_stats(terms[True], terms[False])
 
     def g_step(
         self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
@@ -136,10 +141,10 @@ class CycleGAN(Game):
         loss = adversarial + self.cycle_weight * cycle + self.identity_weight * identity
         update(loss)
         stats = {
-            "G/adversarial": adversarial.item(),
-            "G/cycle": cycle.item(),
-            "G/identity": identity.item(),
-            "D/score_fake": scores.mean().item(),
+            "G/adversarial": adversarial.detach(),
+            "G/cycle": cycle.detach(),
+            "G/identity": identity.detach(),
+            "D/score_fake": scores.mean().detach(),
         }
         return loss, stats
 
@@ -154,7 +159,9 @@ class CycleGAN(Game):
         raise GanstudyError("game 'cyclegan' has no single-batch G loss: it overrides g_step")
 
 
-def _d_stats(real: list[float], fake: list[float]) -> Stats:
+def _d_stats(
+    real: Sequence[torch.Tensor] | torch.Tensor, fake: Sequence[torch.Tensor] | torch.Tensor
+) -> Stats:
     """D's terms: per D (0.5 * (real + fake), as L_D) and per kind (summed over both Ds)."""
     return {
         "D/loss_A": 0.5 * (real[0] + fake[0]),

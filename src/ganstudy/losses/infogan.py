@@ -43,9 +43,9 @@ def information_loss(
     continuous_nll = 0.5 * ((means - continuous) ** 2).sum(1).mean()  # unit-std Gaussian NLL
     loss = categorical_weight * categorical + continuous_weight * continuous_nll
     stats = {
-        "Q/categorical": categorical.item(),
-        "Q/continuous": continuous_nll.item(),
-        "Q/accuracy": (logits.argmax(1) == category).float().mean().item(),
+        "Q/categorical": categorical.detach(),
+        "Q/continuous": continuous_nll.detach(),
+        "Q/accuracy": (logits.argmax(1) == category).float().mean(),
     }
     return loss, stats
 
@@ -83,8 +83,7 @@ class InfoGAN(Game):
     ) -> tuple[torch.Tensor, Stats]:
         """D on real and (detached) fakes, plus Q's information loss on the fakes: one update."""
         _check_players(G, D)
-        with torch.no_grad():
-            fake = G(batch.z)  # (B, C, H, W)
+        fake = self.d_fakes(G, batch)  # (B, C, H, W): G(z), G's codes are read from z
         d_real = D(noise(batch.real))  # (B,); separate passes: BatchNorm sees one kind each
         d_fake, q = D.with_q(noise(fake))  # (B,), Q's outputs
         loss, stats = _logistic_terms(d_real, d_fake, real_label=1.0)
@@ -97,11 +96,14 @@ class InfoGAN(Game):
     ) -> tuple[torch.Tensor, Stats]:
         """-log D(G(z)) plus the information loss, both with G's graph: one update of G."""
         _check_players(G, D)
-        d_fake, q = D.with_q(noise(G(batch.z)))  # (B,), Q's outputs
+        d_fake, q = D.with_q(noise(self.g_fakes(G, batch)))  # (B,), Q's outputs
         info, _ = self.information(q, G.codes(batch.z))
         loss = F.softplus(-d_fake).mean() + info
         update(loss)
-        stats = {"D/score_fake": torch.sigmoid(d_fake).mean().item(), "G/information": info.item()}
+        stats = {
+            "D/score_fake": torch.sigmoid(d_fake).mean().detach(),
+            "G/information": info.detach(),
+        }
         return loss.detach(), stats
 
     # Its losses need G's codes, which only the steps have.

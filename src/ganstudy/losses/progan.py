@@ -41,9 +41,9 @@ class ProGAN(WassersteinGP):
         penalty = self.gp_weight * penalty
         drift = self.drift * d_real.pow(2).mean()
         stats = {
-            "D/wasserstein": distance.item(),
-            "D/gradient_penalty": penalty.item(),
-            "D/grad_norm": norm.mean().item(),
-            "D/drift": drift.item(),
+            "D/wasserstein": distance.detach(),
+            "D/gradient_penalty": penalty.detach(),
+            "D/grad_norm": norm.mean().detach(),
+            "D/drift": drift.detach(),
         }
         return -distance + penalty + drift, stats

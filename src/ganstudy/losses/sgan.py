@@ -19,7 +19,6 @@ from torch import nn
 
 from ganstudy.errors import GanstudyError
 from ganstudy.losses import GAMES, Batch, Game, Noise, Stats, Update
-from ganstudy.models import make_fakes
 
 D_UPDATES = ("joint", "separate")
 
@@ -30,8 +29,8 @@ def supervised_loss(
     """Cross-entropy of D's class logits on labelled images (book listing 7.6's softmax head)."""
     _, logits = D(images)  # (B, K)
     loss = F.cross_entropy(logits, labels)
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return loss, {"D/supervised_loss": loss.item(), "D/class_accuracy": accuracy}
+    accuracy = (logits.argmax(1) == labels).float().mean()
+    return loss, {"D/supervised_loss": loss.detach(), "D/class_accuracy": accuracy}
 
 
 def unsupervised_term(D: nn.Module, x: torch.Tensor, is_real: bool) -> torch.Tensor:
@@ -69,8 +68,7 @@ class SemiSupervised(Game):
         if batch.labelled is None:
             raise GanstudyError("game 'sgan' needs a labelled batch (variant `labelled`)")
         images, labels = batch.labelled  # (B, C, H, W), (B,)
-        with torch.no_grad():  # the fakes of the book: made before any D update
-            fake = make_fakes(G, batch.z, None)  # (B, C, H, W)
+        fake = self.d_fakes(G, batch)  # (B, C, H, W); the book's: made before any D update
         labelled, real, fake = noise(images), noise(batch.real), noise(fake)
         if self.d_update == "joint":
             supervised, stats = supervised_loss(D, labelled, labels)
@@ -84,7 +82,7 @@ class SemiSupervised(Game):
         update(loss_real)
         loss_fake = unsupervised_term(D, fake, is_real=False)  # after its real update
         update(loss_fake)
-        stats |= {"D/loss_real": loss_real.item(), "D/loss_fake": loss_fake.item()}
+        stats |= {"D/loss_real": loss_real.detach(), "D/loss_fake": loss_fake.detach()}
         return (supervised + loss_real + loss_fake).detach(), stats
 
     def d_loss(
@@ -93,8 +91,8 @@ class SemiSupervised(Game):
         """The unsupervised loss: -log D(x) - log(1 - D(G(z))) with D = Z/(Z+1)."""
         (d_real, _), (d_fake, _) = D(real), D(fake)  # (B,) logits each
         loss_real, loss_fake = F.softplus(-d_real).mean(), F.softplus(d_fake).mean()
-        accuracy = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item()
-        stats = {"D/loss_real": loss_real.item(), "D/loss_fake": loss_fake.item()}
+        accuracy = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).detach()
+        stats = {"D/loss_real": loss_real.detach(), "D/loss_fake": loss_fake.detach()}
         return loss_real + loss_fake, stats | {"D/accuracy": accuracy}
 
     def g_loss(
@@ -102,7 +100,7 @@ class SemiSupervised(Game):
     ) -> tuple[torch.Tensor, Stats]:
         """Non-saturating: -log D(G(z)) on the real/fake logit (book: the gan model, target 1)."""
         d_fake, _ = D(fake)  # (B,) logits
-        return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().item()}
+        return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().detach()}
 
 
 @GAMES.register("sgan-supervised")
@@ -119,6 +117,7 @@ class SupervisedOnly(Game):
     arch = "sgan"
     # G never changes (its phase makes no update). Not yet declared on Game (default True there).
     trains_generator: ClassVar[bool] = False
+    fakes_reusable: ClassVar[bool] = False  # no fakes: its D step never runs G
 
     def d_step(
         self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update

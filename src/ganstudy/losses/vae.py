@@ -65,7 +65,7 @@ class VAE(Game):
         kl = kl_to_standard_normal(mu, logvar).mean()
         loss = reconstruction + self.beta * kl
         update(loss)
-        return loss, {"VAE/reconstruction": reconstruction.item(), "VAE/kl": kl.item()}
+        return loss, {"VAE/reconstruction": reconstruction.detach(), "VAE/kl": kl.detach()}
 
     def d_step(
         self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update

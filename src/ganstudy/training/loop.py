@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_csv, write_with
-from ganstudy.losses import Batch, Game, build_game
+from ganstudy.losses import Batch, Game, Stats, build_game
 from ganstudy.models import (
     ARCHITECTURES,
     ImageSpec,
@@ -192,6 +192,54 @@ def make_ema(G: torch.nn.Module, beta: float | None) -> AveragedModel | None:
     # Its first update copies; doing it now makes the average start at G's initial weights.
     ema.update_parameters(G)
     return ema
+
+
+class DivergenceWatch:
+    """The latest iteration's statistics and the first iteration with a non-finite one, kept on
+    the device: reading a value waits for the device (a GPU stalls every iteration), so the loop
+    records every iteration and reads only when it logs or checkpoints."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first_bad = torch.zeros((), dtype=torch.long, device=device)  # 0: none so far
+        self.bad: torch.Tensor | None = None  # (S,) the tensor statistics of that iteration
+        self.names: list[str] = []  # of the tensor statistics, in order
+        self.latest: torch.Tensor | None = None  # (S,) the last recorded iteration's
+        self.constants: dict[str, float] = {}  # Python-float statistics of that iteration
+        self.order: list[str] = []  # every statistic's name, as the game returned them
+        self.step = 0  # the last recorded iteration
+
+    def record(self, step: int, stats: Stats) -> None:
+        """Note iteration ``step``'s statistics (0-d tensors or floats) without reading them."""
+        names = [k for k, v in stats.items() if isinstance(v, torch.Tensor)]
+        if names != self.names and self.bad is not None:
+            self.read(None)  # another set of names (no game of ours does that): settle first
+            self.bad = None
+        self.names, self.order, self.step = names, list(stats), step
+        self.constants = {k: float(v) for k, v in stats.items() if k not in set(names)}
+        if not names:
+            self.latest = None
+            return
+        values = torch.stack([stats[k].detach().float().reshape(()) for k in names])  # (S,)
+        new = ~values.isfinite().all() & (self.first_bad == 0)  # () bool: first bad iteration
+        self.first_bad = torch.where(new, step, self.first_bad)
+        self.bad = values if self.bad is None else torch.where(new, values, self.bad)  # (S,)
+        self.latest = values
+
+    def read(self, kept: Path | None) -> dict[str, float]:
+        """The last recorded statistics as floats (waits for the device); GanstudyError naming
+        the first iteration with a non-finite statistic, if any, and the checkpoint ``kept``."""
+        first = int(self.first_bad)
+        bad_floats = {k: v for k, v in self.constants.items() if not math.isfinite(v)}
+        if first or bad_floats:
+            values = dict(zip(self.names, self.bad.tolist(), strict=True)) if first else {}
+            bad = {k: v for k, v in (values | bad_floats).items() if not math.isfinite(v)}
+            raise GanstudyError(
+                f"training diverged at iteration {first or self.step}: {bad}; last good checkpoint "
+                f"{kept} is kept (lower the learning rate or change the game)"
+            )
+        latest = [] if self.latest is None else self.latest.tolist()
+        values = dict(zip(self.names, latest, strict=True)) | self.constants
+        return {k: values[k] for k in self.order}
 
 
 def _check_players(
@@ -360,6 +408,7 @@ def train_gan(
     # Train.
     G.train()
     D.train()
+    watch = DivergenceWatch(device)
     bar = tqdm(
         total=cfg.iterations,
         initial=step,
@@ -374,13 +423,16 @@ def train_gan(
         def noise(x: torch.Tensor, std: float = std) -> torch.Tensor:
             return noisy(x, std, sampler)
 
-        stats: dict[str, float] = {}
-        for _ in range(game.d_steps):
+        stats: Stats = {}
+        for i in range(game.d_steps):
             batch = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler, labelled)
+            # With reuse_fakes the last D step keeps its fakes' graph for G's step.
+            batch.keep_fake = bool(game.reuse_fakes) and i == game.d_steps - 1
             with autocast:
                 loss_d, d_stats = game.d_step(G, D, batch, noise, update_d)
-            stats = {"Loss/D": loss_d.item(), **d_stats}
-        batch = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler, labelled)
+            stats = {"Loss/D": loss_d.detach(), **d_stats}
+        if not game.reuse_fakes:  # G's step on a fresh real batch and z
+            batch = _batch(data, label_data, cfg.batch_size, G.z_dim, sampler, labelled)
         with autocast:
             loss_g, g_stats = game.g_step(G, D, batch, noise, update_g)
         if ema is not None:
@@ -389,25 +441,25 @@ def train_gan(
         set_progress(timed, step, cfg.iterations)  # what a checkpoint and a grid now show
         bar.update(1)
 
-        # Stop on divergence, keeping the last good checkpoint on disk.
-        stats |= {"Loss/G": loss_g.item(), **g_stats}
+        stats |= {"Loss/G": loss_g.detach(), **g_stats}
         if cfg.instance_noise > 0:
             stats["Noise/instance_std"] = std
-        if not all(math.isfinite(v) for v in stats.values()):
-            bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
-            raise GanstudyError(
-                f"training diverged at iteration {step}: {bad}; last good checkpoint "
-                f"{ckpt_path} is kept (lower the learning rate or change the game)"
-            )
+        watch.record(step, stats)  # stays on the device: no wait for it
         every = cfg.validate_every or cfg.sample_every
         validating = validate is not None and (step % every == 0 or step == cfg.iterations)
+        log_now = validating or step % cfg.log_every == 0 or step == cfg.iterations
+        checkpoint_now = step % cfg.checkpoint_every == 0 or step == cfg.iterations
+        # Stop on divergence, keeping the last good checkpoint on disk: checked whenever the
+        # statistics are read (logging) and before every checkpoint.
+        if log_now or checkpoint_now:
+            values = watch.read(ckpt_path)
         if validating:  # held-out scalars: the curve a run's length is chosen from
-            stats |= validate(D)
-        if validating or step % cfg.log_every == 0 or step == cfg.iterations:
-            history.append({"step": step, **stats})
+            values |= validate(D)
+        if log_now:
+            history.append({"step": step, **values})
             if sink is not None:
-                sink(step, stats)
-        if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
+                sink(step, values)
+        if checkpoint_now:
             checkpoint()
         if on_samples is not None and (step % cfg.sample_every == 0 or step == cfg.iterations):
             on_samples(step, _sample(G_eval, *fixed))
