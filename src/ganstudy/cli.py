@@ -204,7 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     def dispatch(argv: Sequence[str] | None) -> None:
-        args = build_parser().parse_args(argv)
+        import sys
+
+        argv = list(sys.argv[1:] if argv is None else argv)
+        # argparse refuses a "--" among a sub-command's arguments ("unrecognized arguments"):
+        # what follows it is handed to `dvc exp run` untouched.
+        cut = argv.index("--") if "--" in argv else len(argv)
+        args = build_parser().parse_args(argv[:cut])
+        if argv[cut + 1 :]:
+            if not hasattr(args, "dvc_args"):
+                raise GanstudyError("only `ganstudy study run` takes arguments after --")
+            args.dvc_args = [*args.dvc_args, *argv[cut + 1 :]]
         args.func(args)
 
     run_stage(dispatch, argv)

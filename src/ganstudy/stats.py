@@ -29,38 +29,6 @@ def format_ci(mean: float, half: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
-DETECT_POWER = 0.8  # the power at which a design's smallest detectable difference is stated
-
-
-def detectable_difference(
-    sd: float, n: int, confidence: float = 0.95, power: float = DETECT_POWER
-) -> float:
-    """The smallest true mean difference a two-sided paired t-test over ``n`` pairs with
-    difference standard deviation ``sd`` detects with probability ``power`` at level
-    1 - ``confidence``: the exact noncentral-t solution, not the normal approximation. NaN for
-    n < 2 or sd NaN; 0 for sd 0 (any difference is seen)."""
-    if n < 2 or math.isnan(sd):
-        return math.nan
-    if sd == 0:
-        return 0.0
-    df = n - 1
-    crit = stats.t.ppf(0.5 + confidence / 2, df)
-
-    def shortfall(effect: float) -> float:  # power at a true difference of ``effect`` sds
-        nc = effect * math.sqrt(n)
-        wrong_side = float(np.nan_to_num(stats.nct.cdf(-crit, df, nc)))  # ~0; NaN when tiny
-        return float(stats.nct.sf(crit, df, nc)) + wrong_side - power
-
-    from scipy.optimize import brentq
-
-    high = 1.0
-    while not shortfall(high) > 0:  # widen until the power is reached (NaN: nct gave up)
-        high *= 2
-        if high > 1e3:
-            return math.nan
-    return float(brentq(shortfall, 0.0, high) * sd)
-
-
 @dataclass(frozen=True)
 class PairedComparison:
     n: int  # pairs (seeds or folds)
@@ -70,9 +38,6 @@ class PairedComparison:
     ci_high: float
     t_pvalue: float  # two-sided paired t-test
     wilcoxon_pvalue: float  # two-sided Wilcoxon signed-rank; NaN when n < WILCOXON_MIN_N
-    # The smallest true difference this design (n pairs, the observed spread of the
-    # differences) detects with DETECT_POWER at the same level: what "inconclusive" can rule out.
-    detectable: float = math.nan
 
 
 def paired_test(
@@ -98,5 +63,4 @@ def paired_test(
     else:
         t_p = float(stats.ttest_rel(y, x).pvalue)
         w_p = float(stats.wilcoxon(y, x).pvalue) if n >= WILCOXON_MIN_N else math.nan
-    detect = detectable_difference(float(diff.std(ddof=1)), n, confidence)
-    return PairedComparison(n, mean, half, mean - half, mean + half, t_p, w_p, detect)
+    return PairedComparison(n, mean, half, mean - half, mean + half, t_p, w_p)

@@ -97,3 +97,53 @@ def test_cli_lists_studies_and_prints_the_command(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main(["study", "run", "nope", "--dry-run"])
     assert exit_info.value.code == 2
+
+
+def test_a_study_extends_another_key_by_key(tmp_path):
+    """A MedMNIST study starts from the augmentation study: the parent's fields, params and
+    sizes merged key by key (the child's win), the parent's published numbers."""
+    (tmp_path / "studies").mkdir()
+    parent = yaml.safe_load((ROOT / "studies" / "augmentation.yaml").read_text())
+    (tmp_path / "studies" / "augmentation.yaml").write_text(yaml.safe_dump(parent))
+    child = {
+        "extends": "augmentation",
+        "title": "on another set",
+        "params": {"download.dataset": "breastmnist", "preprocess.classes": None},
+        "sizes": {"quick": {"augment.copies": 30}},
+    }
+    (tmp_path / "studies" / "child.yaml").write_text(yaml.safe_dump(child))
+    study = load_study("child", tmp_path)
+    assert study.title == "on another set" and study.kind == "augmentation"
+    assert study.published == load_study("augmentation", tmp_path).published
+    assert study.params["download.dataset"] == "breastmnist"
+    assert study.params["preprocess.n_per_class"] == parent["params"]["preprocess.n_per_class"]
+    assert study.sizes["quick"]["augment.copies"] == 30
+    assert study.sizes["quick"]["downstream.steps"] == parent["sizes"]["quick"]["downstream.steps"]
+    assert study.sizes["tiny"] == parent["sizes"]["tiny"]
+    (tmp_path / "studies" / "loop.yaml").write_text(yaml.safe_dump({"extends": "loop"}))
+    with pytest.raises(GanstudyError, match="in a loop: loop -> loop"):
+        load_study("loop", tmp_path)
+    (tmp_path / "studies" / "orphan.yaml").write_text(yaml.safe_dump({"extends": "nope"}))
+    with pytest.raises(GanstudyError, match="extends 'nope'"):
+        load_study("orphan", tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["pneumoniamnist", "breastmnist"])
+def test_medmnist_augmentation_studies_run_from_a_local_npz_in_one_command(
+    flag, capsys, monkeypatch
+):
+    """`ganstudy study run augmentation-<flag> --size quick`: the MedMNIST set from the .npz
+    the user placed (download.local_file), both classes, in folders of its own; arguments after
+    -- go to `dvc exp run` unchanged."""
+    monkeypatch.chdir(ROOT)
+    name = f"augmentation-{flag}"
+    params = resolved_params(name, "quick", ROOT)
+    assert params.download.dataset == flag and params.preprocess.classes is None
+    assert params.download.local_file == f"data/medmnist/{flag}.npz"
+    assert params.paths.metrics == f"metrics/{name}-quick" and len(params.downstream.seeds) >= 10
+    # Enough classic images for every control: 2 classes x 60 x copies >= 2 x max(counts).
+    assert 120 * params.augment.copies >= 2 * params.downstream.counts[-1]
+    main(["study", "run", name, "--size", "quick", "--dry-run", "--", "-S", "x=1", "--temp"])
+    line = capsys.readouterr().out
+    assert line.startswith(f"dvc exp run --name {name}-quick")
+    assert f'download.dataset="{flag}"' in line and line.rstrip().endswith("-S x=1 --temp")

@@ -4,7 +4,8 @@ A study is ``studies/<name>.yaml``. Running it at a size means running the one D
 with that size's params (``dvc exp run -S key=value ...``), in folders of its own
 (``<paths.*>/<name>-<size>``), so studies never overwrite each other's data, models or
 metrics, and DVC's cache serves a study again without retraining. The report stage reads the
-same file (``report.study``) to print the published numbers beside ours.
+same file (``report.study``) to print the published numbers beside ours. A study file may start
+from another with ``extends: <name>`` (the augmentation study on a MedMNIST set).
 """
 
 import json
@@ -72,7 +73,30 @@ def load_study(name: str, root: str | Path = ".") -> Study:
     if not path.is_file():
         valid = ", ".join(study_names(root)) or "none"
         raise GanstudyError(f"unknown study {name!r} ({path} not found); valid: {valid}")
-    return _validate(Study, read_yaml(path), str(path))
+    return _validate(Study, _extended(read_yaml(path), root, [name]), str(path))
+
+
+def _extended(data: Any, root: str | Path, chain: list[str]) -> Any:
+    """A study file with ``extends: <study>`` (the same question on other data, e.g. a MedMNIST
+    set): the parent's fields, then its own; ``params`` and each size's values merged key by
+    key, its own winning; the parent's published numbers unless it lists its own."""
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    parent = data["extends"]
+    if parent in chain:
+        raise GanstudyError(f"studies extend each other in a loop: {' -> '.join([*chain, parent])}")
+    path = Path(root) / STUDIES_DIR / f"{parent}.yaml"
+    if not path.is_file():
+        raise GanstudyError(f"study {chain[-1]!r} extends {parent!r}, but {path} does not exist")
+    base = _extended(read_yaml(path), root, [*chain, parent])
+    own = {k: v for k, v in data.items() if k != "extends"}
+    sizes, mine = base.get("sizes") or {}, own.get("sizes") or {}
+    return {
+        **base,
+        **own,
+        "params": {**(base.get("params") or {}), **(own.get("params") or {})},
+        "sizes": {s: {**(sizes.get(s) or {}), **(mine.get(s) or {})} for s in {*sizes, *mine}},
+    }
 
 
 def overrides(name: str, size: str, root: str | Path = ".") -> dict[str, Any]:
