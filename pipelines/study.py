@@ -128,6 +128,12 @@ def tracking(function: str, project_dir: str, *args: object) -> object:
     return json.loads(_check(run(cmd, project_dir), f"ganstudy.tracking.{function}"))
 
 
+def ganstudy(project_dir: str, *args: str) -> str:
+    """``ganstudy ARGS`` in a subprocess in the project (it imports torch; the flow does not)."""
+    cmd = [sys.executable, "-m", "ganstudy.cli", *args]
+    return _check(run(cmd, project_dir), f"ganstudy {' '.join(args)}")
+
+
 def _item_env(parent_run_id: str) -> dict[str, str]:
     """What every item is started with besides its slot's variables: the MLflow parent run its
     child runs nest under, the flow run they are tagged with (names: ganstudy.execution)."""
@@ -178,6 +184,9 @@ def study(
     threads_per_item: int | None = None,
     only_if_changed: bool = False,
     retries: int = 2,
+    study: str | None = None,
+    size: str = "quick",
+    fresh: bool = False,
 ) -> dict[str, str]:
     """Bring the study's DVC pipeline up to date, independent items concurrently.
 
@@ -191,6 +200,13 @@ def study(
             depend on the thread count, see README).
         only_if_changed: ask ``dvc status`` first and start nothing when it is clean.
         retries: retries of a failed item (training resumes from its last checkpoint).
+        study: a paper-table study (``ganstudy studies``) to run at ``size`` instead of what
+            params.yaml holds: its values are set first (``ganstudy study apply``, restoring
+            its last DVC experiment unless ``fresh``), and a whole run that succeeds is saved
+            as its next DVC experiment (``ganstudy study save``), as ``ganstudy study run``
+            leaves it. None: params.yaml as it is.
+        size: the study's size (tiny, quick, full).
+        fresh: with ``study``, do not restore its last DVC experiment first.
 
     Returns:
         ``{item: "ran" | "cached" | "failed: why" | "skipped: upstream X failed"}`` in DVC's
@@ -200,6 +216,10 @@ def study(
     logger = get_run_logger()
     targets = stages or []
     with workspace_lock(project_dir):
+        if study is not None:  # before anything reads params.yaml (status, graph, parent run)
+            fresh_arg = ["--fresh"] if fresh else []
+            said = ganstudy(project_dir, "study", "apply", study, "--size", size, *fresh_arg)
+            logger.info("%s", said.strip().splitlines()[-1])
         if only_if_changed and not dvc_status(project_dir, targets):
             logger.info("Nothing changed since the last run (dvc status is clean): nothing started")
             return {}
@@ -207,7 +227,11 @@ def study(
         plan = Plan(stage_graph(project_dir, targets))
         names = ", ".join(s.name for s in slots)
         logger.info("%s: %d items on slots %s", project_dir, len(plan.upstream), names)
-        return run_tracked(plan, slots, project_dir, retries, whole=not targets)
+        final = run_tracked(plan, slots, project_dir, retries, whole=not targets)
+        if study is not None and not targets and not isinstance(final, State):
+            said = ganstudy(project_dir, "study", "save", study, "--size", size)
+            logger.info("%s", said.strip().splitlines()[-1])
+        return final
 
 
 def run_tracked(
@@ -243,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads-per-item", type=int, default=None, help="OMP_NUM_THREADS")
     parser.add_argument("--only-if-changed", action="store_true", help="skip if dvc status clean")
     parser.add_argument("--retries", type=int, default=2)
+    parser.add_argument("--study", help="a paper-table study to run (ganstudy studies)")
+    parser.add_argument("--size", default="quick", help="the study's size: tiny | quick | full")
+    parser.add_argument("--fresh", action="store_true", help="do not restore its last experiment")
     args = parser.parse_args(argv)
     study(
         stages=args.stages or None,
@@ -251,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         threads_per_item=args.threads_per_item,
         only_if_changed=args.only_if_changed,
         retries=args.retries,
+        study=args.study,
+        size=args.size,
+        fresh=args.fresh,
     )
 
 

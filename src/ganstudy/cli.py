@@ -128,6 +128,9 @@ def _study_run(args: argparse.Namespace) -> None:
         shell_line,
     )
 
+    if args.flow:
+        _study_flow(args)
+        return
     taken = set() if args.dry_run else dvc_experiments()
     previous = None if args.fresh else latest_experiment(args.name, args.size, taken)
     if previous is not None:  # its outputs come back from DVC's cache: nothing retrains
@@ -143,6 +146,65 @@ def _study_run(args: argparse.Namespace) -> None:
         "params.yaml now holds its values (`dvc exp show` compares studies; "
         "`git checkout params.yaml dvc.lock && dvc checkout` returns to the default study)"
     )
+
+
+def _study_flow(args: argparse.Namespace) -> None:
+    """``study run --flow``: the study's items as the Prefect flow (``pipelines/study.py``),
+    which sets the study's params (``study apply``), runs the items on device slots with
+    retries under one MLflow parent run, and records the DVC experiment (``study save``)."""
+    import sys
+
+    from ganstudy.study.studies import STUDY_FOLDERS, resolved_params, shell_line
+
+    if args.dvc_args:
+        raise GanstudyError("--flow runs `dvc repro` per item; it takes no `dvc exp run` arguments")
+    if not Path("pipelines/study.py").is_file():
+        raise GanstudyError("pipelines/study.py not found: run from the project root")
+    resolved_params(args.name, args.size)  # a bad study or size fails before Prefect starts
+    flow = ["-m", "pipelines.study", "--study", args.name, "--size", args.size]
+    flow += ["--workers", str(args.workers), "--per-gpu", str(args.per_gpu)]
+    flow += ["--retries", str(args.retries)] + (["--fresh"] if args.fresh else [])
+    if args.threads_per_item is not None:
+        flow += ["--threads-per-item", str(args.threads_per_item)]
+    print(shell_line(["python", *flow]), flush=True)
+    if args.dry_run:
+        return
+    _run([sys.executable, *flow])
+    print(
+        f"study {args.name} ({args.size}) done by the flow: "
+        f"{STUDY_FOLDERS['report']}/{args.name}-{args.size}/index.html; params.yaml holds its "
+        "values and DVC its experiment (`dvc exp show`)"
+    )
+
+
+def _study_apply(args: argparse.Namespace) -> None:
+    """Restore the study's last DVC experiment (unless --fresh) and set its values in
+    params.yaml, as ``dvc exp run -S`` would: then ``dvc repro`` or the flow runs it."""
+    from ganstudy.study.studies import dvc_experiments, latest_experiment, write_params
+
+    previous = None if args.fresh else latest_experiment(args.name, args.size, dvc_experiments())
+    if previous is not None:  # its outputs come back from DVC's cache: nothing retrains
+        _run(["dvc", "exp", "apply", previous])
+    write_params(args.name, args.size)
+    restored = f"; experiment {previous} restored" if previous else ""
+    print(f"params.yaml holds study {args.name} ({args.size}){restored}", flush=True)
+
+
+def _study_save(args: argparse.Namespace) -> None:
+    """Record the workspace (params.yaml, dvc.lock, outputs in DVC's cache) as the study's
+    next DVC experiment, ``<name>-<size>[-n]``, as ``study run`` leaves one."""
+    import subprocess
+
+    from ganstudy.study.studies import dvc_experiments, experiment_name
+
+    name = experiment_name(args.name, args.size, dvc_experiments())
+    # The .gitignore files DVC wrote for new output folders, as `dvc exp run` keeps them.
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], capture_output=True, text=True
+    ).stdout.splitlines()
+    ignores = [arg for p in untracked if Path(p).name == ".gitignore" for arg in ("-I", p)]
+    _run(["dvc", "exp", "save", "--name", name, *ignores])
+    print(f"DVC experiment {name} saved", flush=True)
 
 
 def _study_report(args: argparse.Namespace) -> None:
@@ -191,7 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not first restore this study's last DVC experiment (dvc exp apply)",
     )
     p.add_argument("dvc_args", nargs="*", help="more `dvc exp run` arguments, after --")
+    p.add_argument(
+        "--flow",
+        action="store_true",
+        help="run the items as the Prefect flow (device slots, retries), not `dvc exp run`",
+    )
+    p.add_argument("--workers", type=int, default=1, help="--flow: items at once without a GPU")
+    p.add_argument("--per-gpu", type=int, default=1, help="--flow: items at once per GPU")
+    p.add_argument("--threads-per-item", type=int, help="--flow: each item's OMP_NUM_THREADS")
+    p.add_argument("--retries", type=int, default=2, help="--flow: retries of a failed item")
     p.set_defaults(func=_study_run)
+    p = actions.add_parser("apply", help="set a study's values in params.yaml (for dvc repro)")
+    p.add_argument("name", help="a name from `ganstudy studies`")
+    p.add_argument("--size", default="quick")
+    p.add_argument("--fresh", action="store_true", help="do not restore its last experiment")
+    p.set_defaults(func=_study_apply)
+    p = actions.add_parser("save", help="record the workspace as the study's DVC experiment")
+    p.add_argument("name", help="a name from `ganstudy studies`")
+    p.add_argument("--size", default="quick")
+    p.set_defaults(func=_study_save)
     p = actions.add_parser("report", help="rebuild a study's page from its results on disk")
     p.add_argument("name", help="a name from `ganstudy studies`")
     p.add_argument("--size", default="quick")

@@ -202,3 +202,47 @@ def test_scheduled_study_on_a_server_with_two_workers(server):
     started = "\n".join(log.read_text() for log in worker_logs)
     for run in (first, second):
         assert started.count(f"Flow run '{run['name']}' submitted to infrastructure") == 1
+
+
+@pytest.mark.slow
+def test_a_paper_table_study_through_the_study_deployment(server):
+    """prefect.yaml's on-demand `study` deployment, run by a worker with the study and size as
+    parameters: the study's values, its items, its MLflow experiment and its DVC experiment."""
+    import mlflow
+
+    api, procs, project = server
+    prefect("work-pool", "create", "ganstudy-local", "--type", "process", procs=procs, cwd=project)
+    prefect("deploy", "--all", procs=procs, cwd=project)
+    procs.start(
+        "worker", "prefect", "worker", "start", "--pool", "ganstudy-local", "--type", "process",
+        cwd=project,
+    )  # fmt: skip
+    prefect(
+        "deployment", "run", "ganstudy-study/study", "-p", "study=variants", "-p", "size=tiny",
+        procs=procs, cwd=project,
+    )  # fmt: skip
+
+    def finished() -> list[dict]:
+        done = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        return [r for r in flow_runs(api) if r["state_type"] in done]
+
+    run = wait_for("the study's flow run", finished, TIMEOUT_S, procs.logs)[0]
+    assert run["state_type"] == "COMPLETED", run_logs(api, run["id"])
+    assert run["parameters"]["study"] == "variants" and run["parameters"]["size"] == "tiny"
+    logs = run_logs(api, run["id"])
+    assert "params.yaml holds study variants (tiny)" in logs
+    assert "DVC experiment variants-tiny saved" in logs
+    assert (project / "report" / "variants-tiny" / "index.html").is_file()
+    assert json.loads(dvc("status", "--json", cwd=project)) == {}
+    assert "variants-tiny" in dvc("exp", "list", "--name-only", cwd=project).split()
+    # Its own MLflow experiment; the flow run's parent carries the study's means.
+    client = mlflow.MlflowClient(procs.env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("ganstudy/variants-tiny")
+    parents = client.search_runs(
+        [experiment.experiment_id], f"tags.`prefect.flow_run_id` = '{run['id']}'"
+    )
+    parent = next(p for p in parents if p.data.tags.get("ganstudy.role") == "study")
+    assert parent.info.status == "FINISHED"
+    assert {"dcgan", "wgan-gp"} == {
+        key.split("/")[1] for key in parent.data.metrics if key.startswith("fid_")
+    }

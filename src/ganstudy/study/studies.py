@@ -194,11 +194,8 @@ def dvc_experiments(root: str | Path = ".") -> set[str]:
     return set(out.stdout.split()) if out.returncode == 0 else set()
 
 
-def dvc_command(
-    name: str, size: str, root: str | Path = ".", taken: set[str] = frozenset()
-) -> list[str]:
-    """``dvc exp run`` of the study at ``size`` in the workspace, as an experiment named
-    ``<name>-<size>`` (see ``experiment_name``): the study's values, then every workspace
+def set_values(name: str, size: str, root: str | Path = ".") -> list[str]:
+    """The ``-S`` values of a study run at ``size``: the study's values, then every workspace
     value that differs from the committed params (left by an earlier study), set back.
     Values are JSON, which DVC parses as YAML."""
     resolved_params(name, size, root)  # fail here, with our message, not inside a stage
@@ -207,10 +204,26 @@ def dvc_command(
     for key, value in flatten(target_params(name, size, root)).items():
         if key not in values and workspace.get(key, value) != value:
             values[key] = value
+    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def dvc_command(
+    name: str, size: str, root: str | Path = ".", taken: set[str] = frozenset()
+) -> list[str]:
+    """``dvc exp run`` of the study at ``size`` in the workspace, as an experiment named
+    ``<name>-<size>`` (see ``experiment_name``), with ``set_values``."""
     args = ["dvc", "exp", "run", "--name", experiment_name(name, size, set(taken))]
-    for key, value in values.items():
-        args += ["-S", f"{key}={json.dumps(value)}"]
+    for value in set_values(name, size, root):
+        args += ["-S", value]
     return args
+
+
+def write_params(name: str, size: str, root: str | Path = ".") -> None:
+    """Put the study's values at ``size`` into the workspace's params.yaml with DVC's own code
+    for ``dvc exp run -S`` (comments and key order stay): what the study flow runs on."""
+    from dvc.utils.hydra import apply_overrides
+
+    apply_overrides(Path(root) / "params.yaml", set_values(name, size, root))
 
 
 def shell_line(args: list[str]) -> str:
