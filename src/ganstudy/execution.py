@@ -32,6 +32,25 @@ def git_commit(root: str | Path = ".") -> str | None:
     return out.stdout.strip() or None
 
 
+def machine() -> str:
+    """This machine in words, for results pages: CPU model, cores, OS, Python."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text(errors="replace").splitlines()
+            if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    return (
+        f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
 def params_digest(params_path: str | Path) -> str:
     """sha256 of the params file's bytes (``dvc exp run -S`` changes it; a resume does not)."""
     return hashlib.sha256(Path(params_path).read_bytes()).hexdigest()

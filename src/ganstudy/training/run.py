@@ -8,6 +8,7 @@ is ``class_<k>/`` inside the run folder, and ``per_class.json`` marks the folder
 import hashlib
 import math
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ganstudy import execution
 from ganstudy.config import PARAMS_FILE, TrainConfig, VariantConfig, load_section, load_variant
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
 from ganstudy.errors import GanstudyError
@@ -38,7 +40,7 @@ from ganstudy.training.checkpoint import (
     resume_key,
     tensor_digest,
 )
-from ganstudy.training.loop import resolved_config, train_gan
+from ganstudy.training.loop import resolve_device, resolved_config, train_gan
 
 RUN_FILE = "run.json"  # links the run folder to its MLflow run
 SAMPLES_NAME = "samples.png"
@@ -112,6 +114,7 @@ def train_variant(
             path = save_grid(samples, out_dir / "samples" / f"step_{step:06d}.png")
             run.log_artifact(path, "samples")
 
+        started = time.perf_counter()
         result = train_gan(
             images,
             image,
@@ -127,6 +130,9 @@ def train_variant(
             originals=originals,
             validate=validate,
         )
+        device = resolve_device(variant.train_config(cfg).device)
+        seconds = time.perf_counter() - started
+        record_timing(out_dir, seconds, result.step, result.resumed_from, device)
 
         # Export the final pictures and the generator.
         copy_into(out_dir / "samples" / f"step_{result.step:06d}.png", out_dir / SAMPLES_NAME)
@@ -138,6 +144,33 @@ def train_variant(
         run.log_artifact(out_dir / SAMPLES_NAME)
         run.log_generator(result.G)
     return out_dir
+
+
+TIMING_FILE = "timing.json"  # the run's training time, machine and code (results pages)
+
+
+def record_timing(
+    out_dir: Path, seconds: float, step: int, resumed_from: int, device: torch.device
+) -> None:
+    """Add this session's training time to the run folder's ``timing.json`` (a resumed run
+    adds to what the earlier sessions spent; a finished run found on disk adds nothing)."""
+    path = out_dir / TIMING_FILE
+    earlier = read_json(path) if resumed_from > 0 and path.is_file() else {}
+    if resumed_from == step and earlier:
+        return
+    write_json(
+        path,
+        {
+            "seconds": earlier.get("seconds", 0.0) + seconds,
+            "sessions": earlier.get("sessions", 0) + 1,
+            "iterations": step,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "machine": execution.machine(),
+            "git_commit": execution.git_commit(),
+        },
+    )
 
 
 def original_count(manifest: dict[str, Any], n: int) -> int:
