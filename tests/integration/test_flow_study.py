@@ -105,3 +105,13 @@ def test_study_values_go_into_params_yaml_as_dvc_sets_them(tmp_path):
     assert params["download"]["dataset"] == "digits"
     comments = [line for line in before.splitlines() if line.lstrip().startswith("#")]
     assert comments and all(line in after for line in comments)  # DVC's round trip keeps them
+
+
+def test_dvc_arguments_after_a_double_dash_reach_dvc_exp_run(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    main(["study", "run", "variants", "--size", "tiny", "--dry-run", "--", "-S", "a=1", "--temp"])
+    assert capsys.readouterr().out.strip().endswith(" -S a=1 --temp")
+    with pytest.raises(SystemExit) as exit_info:  # --flow runs no `dvc exp run`
+        main(["study", "run", "variants", "--flow", "--dry-run", "--", "--temp"])
+    assert exit_info.value.code == 2
+    assert "takes no `dvc exp run` arguments" in capsys.readouterr().err
