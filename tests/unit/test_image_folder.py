@@ -202,7 +202,7 @@ BAD_INPUTS = {  # name: (how to make the folder, the message)
     "truncated and unreadable": (
         truncated_png,
         r"images: 2 of 31 images cannot be read \(none is skipped: fix or remove them\): "
-        r"dog/03\.png \(OSError: .*\); owl/ghost\.dcm \(InvalidDicomError",
+        r"dog/03\.png \(OSError: .*\); owl/ghost\.dcm \(ValueError: not a DICOM file",
     ),
     "one class": (
         lambda root: class_folders(root, classes=("only",)),

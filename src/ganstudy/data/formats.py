@@ -359,7 +359,10 @@ def _decode_dicom(path: Path) -> tuple[np.ndarray, str]:
     import pydicom
     from pydicom.pixels import apply_modality_lut
 
-    ds = pydicom.dcmread(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except pydicom.errors.InvalidDicomError:  # its hint (force=True) is no advice for a user
+        raise ValueError("not a DICOM file (no DICM preamble or File Meta header)") from None
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise ValueError(f"{ds.NumberOfFrames} frames; one image a file is supported")
     pixels = ds.pixel_array  # (H, W) or (H, W, 3); colour YBR comes back as RGB
@@ -416,7 +419,9 @@ def read_image_folder(root: str | Path) -> ImageFolder:
         try:
             pixels, info = _decode_one(path)
         except Exception as err:  # noqa: BLE001 (Pillow and pydicom raise many kinds)
-            failures.append(f"{rel} ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+            reason = " ".join(str(err).split())
+            reason = reason if len(reason) <= 100 else reason[:97] + "..."
+            failures.append(f"{rel} ({type(err).__name__}: {reason})")
             continue
         decoded.append(pixels)
         height, width = pixels.shape[:2]
