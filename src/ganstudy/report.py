@@ -19,6 +19,9 @@ from ganstudy.training.loop import HISTORY_NAME
 from ganstudy.training.run import SAMPLES_NAME, read_per_class
 
 NOT_METRICS = {"seed", "step"}
+# Data for `dvc plots` (dvc.yaml's top-level plots; the report's figures/ are its image plots).
+PLOTS_DIR = "plots"
+TRAINING_CURVES = f"{PLOTS_DIR}/training_curves.csv"
 PER_CLASS = re.compile(r"_class\d+$")  # fid_domain_10k_test_class3
 
 
@@ -56,6 +59,22 @@ def _table(summary: pd.DataFrame, runs: pd.DataFrame) -> tuple[list[str], list[l
         cells = {r.metric: format_ci(r.mean, r.ci) for r in group.itertuples()}
         body.append([str(variant), seeds, *(cells[m] for m in metrics)])
     return header, body
+
+
+def training_curves(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every run's history in one long table (step, run, quantity, value): whatever the loop
+    logged (losses, D's scores, a class head's accuracy...) for any game, so the dvc.yaml plot
+    over it names no column but ``step``."""
+    frames = [
+        history.melt(id_vars="step", var_name="quantity", value_name="value")
+        .dropna()
+        .assign(run=label)
+        for label, history in histories.items()
+    ]
+    columns = ["step", "run", "quantity", "value"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def run_histories(run_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
@@ -111,12 +130,14 @@ def build_report(
                 table.to_csv(tmp / f"{name}.csv", index=False)
         # Figures: loss curves per variant (seeds overlaid) and a sample grid per run.
         figures: list[tuple[str, str]] = []  # (caption, relative path)
+        curves: dict[str, pd.DataFrame] = {}  # run label -> its history, for `dvc plots`
         for variant in study.variants:
             histories = {
                 label: history
                 for s in study.seeds
                 for label, history in run_histories(models_dir / variant / str(s), s).items()
             }
+            curves |= {f"{variant} {label}": history for label, history in histories.items()}
             rel = f"figures/{variant}_loss.png"
             save_loss_curves(histories, tmp / rel, f"{variant}: losses")
             figures.append((f"{variant}: loss curves", rel))
@@ -137,6 +158,8 @@ def build_report(
                     )
         runs.to_csv(tmp / "runs.csv", index=False)
         summary.to_csv(tmp / "summary.csv", index=False)
+        (tmp / PLOTS_DIR).mkdir()
+        training_curves(curves).to_csv(tmp / TRAINING_CURVES, index=False)
 
         title = f"ganstudy report: study `{study.name}`"
         note = (
