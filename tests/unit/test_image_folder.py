@@ -146,11 +146,13 @@ def test_grey_unless_some_image_has_colour_jpeg_and_16_bit_tiff(tmp_path):
     assert "RGB" in folder.summary["channel_rule"]
 
 
-def test_dicom_rescale_window_monochrome1_and_no_suffix(tmp_path):
+def test_dicom_rescale_window_monochrome1_and_a_uid_name(tmp_path):
     root = tmp_path / "images"
     stored = np.linspace(0, 2047, 12 * 10).reshape(12, 10).astype(np.uint16)  # HU -1024..1023
     dicom(root / "ct" / "slice.dcm", stored)
-    dicom(root / "xray" / "IM0001", stored, intercept=0, window=None, photometric="MONOCHROME1")
+    uid_named = root / "xray" / "1.2.840.10008.9"  # named by UID: found by its DICM preamble
+    dicom(uid_named, stored, intercept=0, window=None, photometric="MONOCHROME1")
+    (root / "xray" / "notes.1").write_text("not an image, whatever its suffix")
     folder = formats.read_image_folder(root)
     hu = stored.astype(np.float64) - 1024.0  # slope 1, intercept -1024
     ct = folder.images[0][..., 0]

@@ -181,14 +181,15 @@ def _decode_all(zf: zipfile.ZipFile, members: list[str], archive: Path) -> np.nd
 #
 # Classes are the class folders' names in sorted (Python string) order, as ImageFolder numbers
 # them; every split folder must hold the same ones. Images: PNG, JPEG, TIFF (Pillow; the EXIF
-# orientation applied, alpha dropped) and DICOM (pydicom; `.dcm`/`.dicom`, or any file with the
-# DICM preamble). An image that cannot be decoded fails the whole folder, naming every such file:
-# nothing is skipped silently, so the data a study ran on are exactly the folder's images. Other
-# files (notes, .DS_Store, hidden files) are ignored and counted.
+# orientation applied, alpha dropped) and DICOM (pydicom; `.dcm`/`.dicom`, or any other file
+# with the DICM preamble: scanners often name files by UID, 1.2.840...). An image that cannot
+# be decoded fails the whole folder, naming every such file: nothing is skipped silently, so the
+# data a study ran on are exactly the folder's images. Other files (notes, .DS_Store, hidden
+# files) are ignored and counted.
 
 FOLDER_SPLITS = ("train", "val", "test")
 FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
-_DICOM_SUFFIXES = (".dcm", ".dicom")
+_PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Stated in the manifest: how pixels become uint8 grey or RGB.
 CHANNEL_RULE = (
     "grey (1 channel) unless some image has colour, i.e. an RGB pixel whose channels differ "
@@ -219,7 +220,7 @@ class ImageFolder:
     summary: dict  # counts, sizes, content hash, rules: for the manifest
 
 
-def _is_dicom_without_suffix(path: Path) -> bool:
+def _has_dicom_preamble(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             return f.read(132)[128:] == b"DICM"  # the DICOM file preamble
@@ -229,7 +230,7 @@ def _is_dicom_without_suffix(path: Path) -> bool:
 
 def _is_image_file(path: Path) -> bool:
     suffix = path.suffix.lower()
-    return suffix in FOLDER_SUFFIXES or (suffix == "" and _is_dicom_without_suffix(path))
+    return suffix in FOLDER_SUFFIXES or _has_dicom_preamble(path)
 
 
 def _visible(path: Path) -> bool:
@@ -326,7 +327,7 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[tuple[str, int, Path]
     if empty:
         raise GanstudyError(
             f"{root}: no images in {', '.join(f'{e}/' for e in empty)} (images are "
-            f"{', '.join(FOLDER_SUFFIXES)}, or DICOM files without a suffix)"
+            f"{', '.join(FOLDER_SUFFIXES)}, or any DICOM file with the DICM preamble)"
         )
     return classes, found, ignored
 
@@ -395,7 +396,7 @@ def _decode_pillow(path: Path) -> tuple[np.ndarray, str, str]:
 
 
 def _decode_one(path: Path) -> tuple[np.ndarray, dict]:
-    if path.suffix.lower() in _DICOM_SUFFIXES or path.suffix == "":
+    if path.suffix.lower() not in _PILLOW_SUFFIXES:  # .dcm, .dicom, or the DICM preamble
         pixels, how = _decode_dicom(path)
         return pixels, {"format": "DICOM", "dicom": how}
     pixels, fmt, mode = _decode_pillow(path)
