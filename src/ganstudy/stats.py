@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ganstudy.errors import GanstudyError
@@ -29,6 +30,38 @@ def format_ci(mean: float, half: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
+DETECT_POWER = 0.8  # the power at which a design's smallest detectable difference is stated
+
+
+def detectable_difference(
+    sd: float, n: int, confidence: float = 0.95, power: float = DETECT_POWER
+) -> float:
+    """The smallest true mean difference a two-sided paired t-test over ``n`` pairs with
+    difference standard deviation ``sd`` detects with probability ``power`` at level
+    1 - ``confidence``: the exact noncentral-t solution, not the normal approximation. NaN for
+    n < 2 or sd NaN; 0 for sd 0 (any difference is seen)."""
+    if n < 2 or math.isnan(sd):
+        return math.nan
+    if sd == 0:
+        return 0.0
+    df = n - 1
+    crit = stats.t.ppf(0.5 + confidence / 2, df)
+
+    def shortfall(effect: float) -> float:  # power at a true difference of ``effect`` sds
+        nc = effect * math.sqrt(n)
+        wrong_side = float(np.nan_to_num(stats.nct.cdf(-crit, df, nc)))  # ~0; NaN when tiny
+        return float(stats.nct.sf(crit, df, nc)) + wrong_side - power
+
+    from scipy.optimize import brentq
+
+    high = 1.0
+    while not shortfall(high) > 0:  # widen until the power is reached (NaN: nct gave up)
+        high *= 2
+        if high > 1e3:
+            return math.nan
+    return float(brentq(shortfall, 0.0, high) * sd)
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     n: int  # pairs (seeds or folds)
@@ -38,6 +71,9 @@ class PairedComparison:
     ci_high: float
     t_pvalue: float  # two-sided paired t-test
     wilcoxon_pvalue: float  # two-sided Wilcoxon signed-rank; NaN when n < WILCOXON_MIN_N
+    # The smallest true difference this design (n pairs, the observed spread of the
+    # differences) detects with DETECT_POWER at the same level: what "inconclusive" can rule out.
+    detectable: float = math.nan
 
 
 def paired_test(
@@ -63,4 +99,53 @@ def paired_test(
     else:
         t_p = float(stats.ttest_rel(y, x).pvalue)
         w_p = float(stats.wilcoxon(y, x).pvalue) if n >= WILCOXON_MIN_N else math.nan
-    return PairedComparison(n, mean, half, mean - half, mean + half, t_p, w_p)
+    detect = detectable_difference(float(diff.std(ddof=1)), n, confidence)
+    return PairedComparison(n, mean, half, mean - half, mean + half, t_p, w_p, detect)
+
+
+LENGTH_TOLERANCE = 0.005  # within half a point of the best validation accuracy
+LENGTH_WINDOW = 5  # checks in the rolling mean that smooths a validation curve
+
+
+@dataclass(frozen=True)
+class LengthChoice:
+    steps: int  # the chosen number of iterations
+    best_step: int  # where the smoothed curve peaks
+    best: float  # its peak value
+    value: float  # its value at ``steps``
+    rule: str  # the rule, in words, for the page
+
+
+def choose_length(
+    steps: np.ndarray | list[int],
+    values: np.ndarray | list[float],
+    tolerance: float = LENGTH_TOLERANCE,
+    window: int = LENGTH_WINDOW,
+) -> LengthChoice:
+    """A training length from a validation curve (higher is better): the first step whose
+    rolling mean over ``window`` checks (centred; not defined at the ends) is within
+    ``tolerance`` of the rolling mean's maximum. Smoothing keeps one lucky check on a small
+    validation split from choosing the length; the tolerance prefers the shorter of two runs
+    that validate alike (cheaper, and no selection on noise past the plateau)."""
+    x = np.asarray(steps, np.int64)
+    y = np.asarray(values, np.float64)
+    if x.ndim != 1 or x.shape != y.shape or len(x) == 0 or not np.isfinite(y).all():
+        raise GanstudyError("choose_length needs a non-empty finite curve, one value a step")
+    if window < 1 or tolerance < 0:
+        raise GanstudyError(
+            f"choose_length: window >= 1, tolerance >= 0 (got {window}, {tolerance})"
+        )
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    window = min(window, len(y))  # a curve shorter than the window: its plain mean
+    # Centred, whole windows only: the first and last window // 2 checks are never chosen.
+    smooth = pd.Series(y).rolling(window, center=True).mean().to_numpy()
+    peak = int(np.nanargmax(smooth))
+    first = int(np.flatnonzero(smooth >= smooth[peak] - tolerance)[0])  # NaN compares False
+    rule = (
+        f"the first iteration whose validation accuracy (centred rolling mean of {window} "
+        f"checks) is within {tolerance:g} of that mean's maximum"
+    )
+    return LengthChoice(
+        int(x[first]), int(x[peak]), float(smooth[peak]), float(smooth[first]), rule
+    )

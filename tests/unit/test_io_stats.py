@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from ganstudy.io import atomic_dir, atomic_path, read_json, write_json
@@ -89,3 +90,34 @@ def test_missing_or_corrupt_json_is_one_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(GanstudyError, match="not readable JSON"):
         read_json(tmp_path / "bad.json")
+
+
+def test_detectable_difference_has_the_stated_power_by_simulation():
+    from scipy import stats as sps
+
+    from ganstudy.stats import DETECT_POWER, detectable_difference
+
+    n, sd = 10, 0.03
+    delta = detectable_difference(sd, n)
+    rng = np.random.default_rng(0)
+    diffs = rng.normal(delta, sd, size=(20_000, n))  # true mean difference = delta
+    p = sps.ttest_1samp(diffs, 0.0, axis=1).pvalue
+    assert (p < 0.05).mean() == pytest.approx(DETECT_POWER, abs=0.015)
+    assert detectable_difference(sd, 40) < delta  # more pairs resolve smaller differences
+    assert detectable_difference(0.0, 5) == 0.0 and np.isnan(detectable_difference(sd, 1))
+    assert paired_test([0.7, 0.72, 0.69], [0.75, 0.7, 0.73]).detectable > 0
+
+
+def test_choose_length_takes_the_first_step_near_the_smoothed_peak():
+    from ganstudy.errors import GanstudyError
+    from ganstudy.stats import choose_length
+
+    steps = list(range(100, 1100, 100))
+    rising = [0.5, 0.6, 0.7, 0.8, 0.85, 0.86, 0.86, 0.86, 0.86, 0.86]
+    choice = choose_length(steps, rising, tolerance=0.01, window=1)
+    assert (choice.steps, choice.best) == (500, 0.86)  # 0.85 is within 0.01 of 0.86
+    spike = [0.5, 0.5, 0.9, 0.5, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6]  # one lucky check
+    assert choose_length(steps, spike, tolerance=0.0, window=5).steps != 300  # not the spike
+    assert choose_length(steps, spike, tolerance=0.0, window=1).steps == 300
+    with pytest.raises(GanstudyError, match="non-empty finite curve"):
+        choose_length([], [])
