@@ -71,7 +71,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 (torch raises many types for corrupt files)
-        why = f"corrupt or truncated checkpoint ({type(err).__name__})"
+        why = f"corrupt or unreadable checkpoint ({type(err).__name__})"
         raise GanstudyError(f"{path}: {why}; {RESTART.format(path.parent)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanstudyError(
