@@ -88,6 +88,7 @@ def test_classic_arm_adds_nested_classic_images(work, classic):
     rows = as_rows([record])
     assert [r["added"] for r in rows] == CLASSIC_COUNTS
     assert "quality" not in record and {r["gate_passed"] for r in rows} == {None}
+    assert record["seconds"] > 0 and record["machine"].startswith("cpu, ")  # the page's time
 
 
 def test_gan_arm_adds_synthetic_images_on_all_classic_ones(cgan):
@@ -120,14 +121,12 @@ def test_the_quality_gate_passes_and_fails_on_the_worst_class(work):
     cfg = DownstreamConfig(seeds=[0], counts=[0, 6], steps=2, eval_every=2, batch_size=16, lr=1e-3)
     run = work / "models" / "cgan"
     write_json(work / "fid.json", FIDS)
-    for threshold, passed in ((50.0, True), (45.0, True), (40.0, False)):
-        gated = cfg.model_copy(update={"max_class_fid": threshold})
-        record = run_arm(
-            "cgan", 0, work / "proc", work / "aug", gated, run, None, work / "fid.json"
-        )
-        assert record["quality"]["passed"] is passed
-        assert {r["gate_passed"] for r in as_rows([record])} == {passed}
-    gated = cfg.model_copy(update={"max_class_fid": 40.0})
+    gated = cfg.model_copy(update={"max_class_fid": 40.0})  # class 1's 45 fails it
+    record = run_arm("cgan", 0, work / "proc", work / "aug", gated, run, None, work / "fid.json")
+    assert record["quality"]["passed"] is False and record["quality"]["threshold"] == 40.0
+    assert {r["gate_passed"] for r in as_rows([record])} == {False}
+    for threshold, passed in ((50.0, True), (45.0, True), (44.9, False)):
+        assert quality_gate(FIDS, threshold)["passed"] is passed
     with pytest.raises(GanstudyError, match="no evaluate metrics"):
         run_arm("cgan", 0, work / "proc", work / "aug", gated, run)
     assert quality_gate(FIDS | {"fid_domain_60_test_class1": float("nan")}, 99.0)["passed"] is False

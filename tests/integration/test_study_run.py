@@ -59,6 +59,20 @@ def test_augmentation_page_has_arms_curve_tests_and_paper(pages, project):
     record = json.loads((project / "metrics/augmentation-tiny/downstream/acgan/1.json").read_text())
     assert record["n_classic_base"] == 24 and set(record["results"]) == {"0", "12", "24"}
     assert "ganstudy study run augmentation --size tiny" in page  # how it was made
+    # The fair design (issue 13): the equal-size controls, one step budget, the quality gate
+    # (the tiny size's threshold fails every 4-iteration GAN: the arms are marked).
+    classic = json.loads(
+        (project / "metrics/augmentation-tiny/downstream/classic/1.json").read_text()
+    )
+    assert set(classic["results"]) == {"0", "12", "24", "36", "48"}
+    assert classic["results"]["36"]["n_train"] == record["results"]["12"]["n_train"]
+    steps = {r["steps"] for rec in (classic, record) for r in rec["results"].values()}
+    assert steps == {4} and record["quality"]["passed"] is False
+    assert "every classifier takes 4 optimizer steps" in page and "classic +48" in page
+    assert "0/2 seeds passed ⚠" in page and "failed the quality gate" in page
+    assert "FID class 0" in page and "sensitivity class 2" in page
+    assert "acgan: classic +24, synthetic +24 vs classic +48" in page  # against its control
+    assert record["n_val"] == 36  # validation capped at 12 a class, like the training split
 
 
 def test_sgan_page_compares_with_the_supervised_baseline(pages, project):

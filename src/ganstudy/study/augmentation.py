@@ -22,7 +22,9 @@ step kept) uses the validation split only.
 """
 
 import math
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +236,15 @@ def run_downstream(
     ``params_path``) whose metrics are logged with the count as the step."""
     from ganstudy.tracking import start_run
 
+    started = time.perf_counter()
     record = run_arm(
         arm, seed, processed_dir, augmented_dir, cfg, run_dir, grid_path(out_path), metrics_path
     )
+    # What the page's wall time is made of (run_arm's own result stays free of it: equal inputs
+    # give equal records).
+    device = resolve_device(cfg.device)
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    record["machine"] = f"{device.type}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     tags = {
         "arm": arm,
         "variant": arm,  # "classic" or a GAN variant: one tag to group by in the UI

@@ -336,6 +336,21 @@ def _design(
         f"Seeds: {len(seeds)} ({_seeds(pd.Index(seeds))}); seed s pairs classifier seed s with "
         f"the generators of seed s; {confidence:.0%} t-intervals over seeds, paired tests over "
         "the seeds both rows have.",
+        *_classifier_time(records),
+    ]
+
+
+def _classifier_time(records: list[dict[str, Any]]) -> list[str]:
+    """The downstream stages' wall time (each record's ``seconds``) and machines."""
+    timed = [r for r in records if "seconds" in r]
+    if not timed:
+        return []
+    fits = sum(len(r["results"]) for r in timed)
+    minutes = sum(float(r["seconds"]) for r in timed) / 60
+    machines = ", ".join(sorted({str(r.get("machine", "?")) for r in timed}))
+    return [
+        f"Classifier wall time: {minutes:.1f} min for {fits} fits in {len(timed)} downstream "
+        f"stages ({machines})."
     ]
 
 
@@ -682,7 +697,7 @@ class _Page:
         in words."""
         self.heading("Paired tests over seeds")
         header = ["b vs a", "metric", "n pairs", "difference b − a (CI)", "t-test p"]
-        header += ["Wilcoxon p", "verdict"]
+        header += ["Wilcoxon p", "detectable (80% power)", "verdict"]
         body, records, words = [], [], []
         for b, a, metric, a_values, b_values in comparisons:
             both = pd.concat([a_values, b_values], axis=1, keys=["a", "b"]).dropna()
@@ -695,13 +710,18 @@ class _Page:
             records[-1] |= {k: getattr(t, k) for k in ("mean_diff", "ci_low", "ci_high")}
             records[-1] |= {"t_pvalue": t.t_pvalue, "wilcoxon_pvalue": t.wilcoxon_pvalue}
             records[-1] |= {"seeds": _seeds(both.index), "verdict": verdict}
+            records[-1] |= {"detectable": t.detectable}
             wilcoxon = "–" if math.isnan(t.wilcoxon_pvalue) else f"{t.wilcoxon_pvalue:.3g}"
             diff = f"{t.mean_diff:+.3f} ({t.ci_low:+.3f} to {t.ci_high:+.3f})"
+            detect = "–" if math.isnan(t.detectable) else f"±{t.detectable:.3f}"
             body.append(
-                [f"{b} vs {a}", metric, str(t.n), diff, f"{t.t_pvalue:.3g}", wilcoxon, verdict]
+                [f"{b} vs {a}", metric, str(t.n), diff, f"{t.t_pvalue:.3g}", wilcoxon, detect]
+                + [verdict]
             )
             side = "higher" if t.ci_low > 0 else "lower"
             said = verdict if verdict == SAME else f"{b} {side} than {a} beyond the seed noise"
+            if verdict == SAME and detect != "–":  # what the design could have seen
+                said += f"; this design detects a true difference of {detect} (80% power)"
             w = "" if wilcoxon == "–" else f", Wilcoxon p = {wilcoxon}"
             words.append(
                 f"{b} vs {a}, {metric} over {t.n} seeds: mean difference {t.mean_diff:+.3f} "
