@@ -226,6 +226,13 @@ def _study_report(args: argparse.Namespace) -> None:
     print(f"{out}/index.html")
 
 
+def _study_publish(args: argparse.Namespace) -> None:
+    """The study's results page from its sizes' outputs on disk: no training, no DVC."""
+    from ganstudy.study.publish import publish
+
+    print(f"{publish(args.name, args.size)}/index.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganstudy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -276,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a name from `ganstudy studies`")
     p.add_argument("--size", default="quick")
     p.set_defaults(func=_study_report)
+    p = actions.add_parser(
+        "publish", help="write docs/results/<name>/ from the results of one or more sizes"
+    )
+    p.add_argument("name", help="a name from `ganstudy studies`")
+    p.add_argument(
+        "--size", action="append", required=True, help="a size already run; repeat for more"
+    )
+    p.set_defaults(func=_study_publish)
     p = sub.add_parser("check", help="validate params.yaml (names, types, ranges)")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_check)

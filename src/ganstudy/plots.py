@@ -59,3 +59,31 @@ def save_loss_curves(histories: dict[str, pd.DataFrame], path: str | Path, title
         return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
     finally:
         plt.close(fig)
+
+
+def save_validation_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    path: str | Path,
+    title: str,
+    ylabel: str,
+    chosen: dict[str, int] | None = None,
+) -> Path:
+    """One line per label: (steps (S,), mean (S,), CI half-width (S,), NaN = no band) with its
+    band, and a dotted vertical line at each label's chosen length."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for label, (steps, mean, half) in curves.items():
+        (line,) = ax.plot(steps, mean, label=label, linewidth=1.2)
+        band = np.nan_to_num(half)
+        ax.fill_between(steps, mean - band, mean + band, color=line.get_color(), alpha=0.2)
+        if chosen and label in chosen:
+            ax.axvline(chosen[label], color=line.get_color(), linestyle=":", linewidth=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    finally:
+        plt.close(fig)

@@ -78,9 +78,27 @@ def test_augmentation_page_has_arms_curve_tests_and_paper(pages, project):
 def test_sgan_page_compares_with_the_supervised_baseline(pages, project):
     page = pages["sgan"]
     assert "head_accuracy_test" in page or "accuracy" in page
-    assert "sgan-supervised" in page and "0.89" in page
-    metrics = json.loads((project / "metrics/sgan-tiny/sgan/0.json").read_text())
+    assert "sgan-book-supervised" in page and "0.89" in page
+    metrics = json.loads((project / "metrics/sgan-tiny/sgan-book/0.json").read_text())
     assert 0.0 <= metrics["head_accuracy_test"] <= 1.0
+    run = project / "models/sgan-tiny/sgan-book/0"
+    history = (run / "history.csv").read_text()
+    assert "Head/accuracy_val" in history  # the validation curve lengths are chosen from
+    assert json.loads((run / "timing.json").read_text())["iterations"] == 6
+
+
+def test_sgan_results_page_is_made_by_one_command(pages, project):
+    cmd = [sys.executable, "-m", "ganstudy.cli", "study", "publish", "sgan", "--size", "tiny"]
+    result = subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = project / "docs" / "results" / "sgan"
+    page = (results / "index.md").read_text()
+    assert "## Design" in page and "BatchNorm running statistics" in page  # the protocol
+    assert "ganstudy study run sgan --size tiny" in page and "params digest" in page
+    assert "git commit" in page and "machine" in page and "training time" in page
+    assert "detectable (80% power)" in page and "0.89" in page  # ours beside the book's
+    assert (results / "tiny" / "figures" / "validation.png").is_file()
+    assert "length by the rule" in page and (results / "lengths.csv").is_file()
 
 
 def test_variants_page_ranks_games_against_ns_gan(pages):

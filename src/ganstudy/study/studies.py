@@ -51,6 +51,9 @@ class Study(BaseModel):
     title: str
     kind: Literal["augmentation", "classifier", "variants"]  # which report page it gets
     description: str
+    # The design a reviewer checks, one bullet each (arms, data, length, selection, scoring,
+    # seeds); printed at the top of the results page (`ganstudy study publish`).
+    design: list[str] = []
     baseline: str | None = None  # the variant or arm others are tested against
     params: dict[str, Any] = {}  # dotted params.yaml keys -> values, every size
     sizes: dict[str, dict[str, Any]]  # size -> dotted keys -> values, over ``params``

@@ -1,0 +1,205 @@
+"""Results pages: a study's answer, committed under ``docs/results/<study>/``.
+
+``ganstudy study publish <name> --size S [--size S ...]`` builds ``docs/results/<name>/index.md``
+from what the study's executions left on disk (metrics, run folders, manifests), with the
+report code: the study's design, then for each size its section (tables, paired tests with the
+smallest detectable difference, published numbers beside ours), the validation curves its
+lengths are chosen from, and how it was made (command, git commit, params digest, machine,
+training time). Nothing is trained or scored here.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ganstudy.config import Params
+from ganstudy.errors import GanstudyError
+from ganstudy.io import atomic_dir, read_csv, read_json, write_text
+from ganstudy.plots import save_validation_curves
+from ganstudy.report import collect_runs
+from ganstudy.stats import choose_length, mean_ci
+from ganstudy.study.pages import study_section
+from ganstudy.study.studies import Study, load_study, resolved_params, target_params
+from ganstudy.tables import markdown_table
+from ganstudy.training.loop import HISTORY_NAME
+from ganstudy.training.run import HEAD_VAL_METRIC, TIMING_FILE
+
+RESULTS_DIR = "docs/results"
+
+
+@dataclass(frozen=True)
+class Curves:
+    """A validation metric over training, per variant: one row per (variant, seed, step)."""
+
+    metric: str
+    frame: pd.DataFrame  # columns variant, seed, step, value
+
+    def mean(self, variant: str, confidence: float) -> tuple[np.ndarray, ...]:
+        """(steps (S,), mean over seeds (S,), CI half-width (S,)) of one variant."""
+        rows = self.frame[self.frame["variant"] == variant]
+        points = [(s, *mean_ci(g["value"], confidence)[:2]) for s, g in rows.groupby("step")]
+        return tuple(np.array(v, np.float64) for v in zip(*points, strict=True))
+
+
+def validation_curves(models_dir: Path, params: Params, metric: str = HEAD_VAL_METRIC) -> Curves:
+    """Every run's ``metric`` column of its history (runs without it are left out)."""
+    rows = []
+    for variant in params.study.variants:
+        for seed in params.study.seeds:
+            path = models_dir / variant / str(seed) / HISTORY_NAME
+            if not path.is_file():
+                continue
+            history = read_csv(path)
+            if metric not in history:
+                continue
+            values = history[["step", metric]].dropna()
+            rows += [
+                {"variant": variant, "seed": seed, "step": int(s), "value": float(v)}
+                for s, v in zip(values["step"], values[metric], strict=True)
+            ]
+    return Curves(metric, pd.DataFrame(rows, columns=["variant", "seed", "step", "value"]))
+
+
+def _digest(values: dict[str, Any]) -> str:
+    """sha256 (16 hex) of the params a size runs with, independent of YAML formatting."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _timings(models_dir: Path, params: Params) -> list[dict[str, Any]]:
+    found = []
+    for variant in params.study.variants:
+        for seed in params.study.seeds:
+            path = models_dir / variant / str(seed) / TIMING_FILE
+            if path.is_file():
+                found.append({"variant": variant, **read_json(path)})
+    return found
+
+
+def _made_with(name: str, size: str, params: Params, root: Path) -> list[list[str]]:
+    """How the size was made: (what, value) rows."""
+    paths = params.paths
+    timings = _timings(root / paths.models, params)
+    manifest_path = root / paths.processed / params.download.dataset / "manifest.json"
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+    splits = manifest.get("splits", {})
+    rows = [
+        ["command", f"`ganstudy study run {name} --size {size}`"],
+        ["params digest", f"{_digest(target_params(name, size, root))} (sha256 of the values)"],
+        ["dataset", params.download.dataset],
+        ["splits", ", ".join(f"{k} {v['n']:,}" for k, v in splits.items()) or "–"],
+        ["variants × seeds", f"{params.study.variants} × {params.study.seeds}"],
+    ]
+    if not timings:
+        return rows + [["training time", "– (no timing.json in the run folders)"]]
+    commits = sorted({t.get("git_commit") or "no git" for t in timings})
+    seconds = sum(t["seconds"] for t in timings)
+    per = {}
+    for t in timings:
+        per.setdefault(t["variant"], []).append(t["seconds"])
+    each = "; ".join(f"{v} {np.mean(s) / 60:.1f} min a seed" for v, s in per.items())
+    rows += [
+        ["git commit", ", ".join(commits)],
+        ["machine", "; ".join(sorted({t["machine"] for t in timings}))],
+        [
+            "device",
+            "; ".join(sorted({f"{t['device']}, {t['threads']} threads" for t in timings})),
+        ],
+        ["torch", ", ".join(sorted({t["torch"] for t in timings}))],
+        ["training time", f"{seconds / 3600:.2f} h in {len(timings)} runs ({each})"],
+    ]
+    return rows
+
+
+def _shift(markdown: str, levels: int) -> str:
+    """Markdown headings ``levels`` deeper (a section inside a size's heading)."""
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown, flags=re.M)
+
+
+def _size_part(
+    study: Study, name: str, size: str, out: Path, root: Path
+) -> tuple[list[str], pd.DataFrame]:
+    """The Markdown of one size (its figures written under ``out / size``) and its length
+    choices (one row per variant)."""
+    params = resolved_params(name, size, root)
+    paths, confidence = params.paths, params.report.confidence
+    runs = collect_runs(root / paths.metrics, params.study)
+    section = study_section(study, runs, root / paths.metrics, out / size, confidence)
+    text = section.markdown
+    for _, rel in section.figures:
+        text = text.replace(f"]({rel})", f"]({size}/{rel})")
+    md = [f"## {params.download.dataset}: size `{size}`", ""]
+    md += [markdown_table(["", ""], _made_with(name, size, params, root)), ""]
+    md += [_shift(text, 1), ""]
+    curves = validation_curves(root / paths.models, params)
+    choices = []
+    if not curves.frame.empty:
+        plotted, chosen = {}, {}
+        for variant in dict.fromkeys(curves.frame["variant"]):
+            steps, mean, half = curves.mean(variant, confidence)
+            plotted[variant] = (steps, mean, half)
+            choice = choose_length(steps, mean)
+            chosen[variant] = choice.steps
+            choices.append(
+                {
+                    "size": size,
+                    "variant": variant,
+                    "length": choice.steps,
+                    "peak_step": choice.best_step,
+                    "peak": choice.best,
+                    "rule": choice.rule,
+                }
+            )
+        rel = "figures/validation.png"
+        save_validation_curves(
+            plotted,
+            out / size / rel,
+            f"{curves.metric} ({params.download.dataset}; mean, {confidence:.0%} CI over seeds)",
+            "validation accuracy",
+            chosen,
+        )
+        md += [f"### Validation curves ({curves.metric})", "", f"![validation]({size}/{rel})", ""]
+        body = [
+            [c["variant"], str(c["length"]), str(c["peak_step"]), f"{c['peak']:.3f}"]
+            for c in choices
+        ]
+        header = ["variant", "length by the rule", "peak at", "peak (smoothed)"]
+        md += [markdown_table(header, body), "", f"Rule: {choices[0]['rule']}.", ""]
+    return md, pd.DataFrame(choices)
+
+
+def publish(
+    name: str, sizes: list[str], root: str | Path = ".", out: str | Path | None = None
+) -> Path:
+    """Write ``docs/results/<name>/`` (``index.md``, figures, ``lengths.csv``) from the sizes'
+    outputs on disk; atomically: a size with missing results fails before anything is replaced.
+    """
+    if not sizes:
+        raise GanstudyError("ganstudy study publish: name at least one --size")
+    root = Path(root)
+    study = load_study(name, root)
+    out_dir = Path(out) if out is not None else root / RESULTS_DIR / name
+    with atomic_dir(out_dir) as tmp:
+        md = [f"# {study.title}", "", study.description, ""]
+        if study.design:
+            md += ["## Design", ""] + [f"- {line}" for line in study.design] + [""]
+        lengths = []
+        for size in sizes:
+            part, choices = _size_part(study, name, size, tmp, root)
+            md += part
+            lengths.append(choices)
+        frame = pd.concat(lengths, ignore_index=True) if lengths else pd.DataFrame()
+        frame.to_csv(tmp / "lengths.csv", index=False)
+        md += [
+            "---",
+            f"Made by `ganstudy study publish {name} "
+            + " ".join(f"--size {s}" for s in sizes)
+            + "` from the outputs of the commands above.",
+        ]
+        write_text(tmp / "index.md", "\n".join(md) + "\n")
+    return out_dir
