@@ -12,6 +12,15 @@ from ganstudy.io import read_json
 from ganstudy.training.run import RUN_FILE
 
 UI = "http://127.0.0.1:5000"  # `make mlflow-ui` (MLFLOW_PORT 5000)
+# MLflow 3.17's UI shows an experiment in its GenAI view unless the browser picked "Model
+# training" (it ignores the experiment's mlflow.experimentKind tag); links select it.
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
+def ui_link(experiment: str, run_id: str | None = None) -> str:
+    """The MLflow UI's page of an experiment, or of one of its runs, in the training view."""
+    run = f"/runs/{run_id}" if run_id else ""
+    return f"{UI}/#/experiments/{experiment}{run}{TRAINING_VIEW}"
 
 
 def git_revision(root: str | Path = ".") -> str:
@@ -101,7 +110,7 @@ def _mlflow_rows(
     rows = [
         (
             "MLflow experiment",
-            experiment_name(tracking, study.name) + (f" ({UI}/#/experiments/{eid})" if eid else ""),
+            experiment_name(tracking, study.name) + (f" ({ui_link(eid)})" if eid else ""),
         )
     ]
     for variant in study.variants:
@@ -109,6 +118,6 @@ def _mlflow_rows(
             run_file = models_dir / variant / str(seed) / RUN_FILE
             run_id = read_json(run_file).get("run_id") if run_file.is_file() else None
             if run_id:
-                link = f"{UI}/#/experiments/{eid}/runs/{run_id}" if eid else run_id
+                link = ui_link(eid, run_id) if eid else run_id
                 rows.append((f"MLflow run {variant} seed {seed}", link))
     return rows

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ganstudy.config import PARAMS_FILE, StudyConfig, TrackingConfig
 from ganstudy.io import read_json
-from ganstudy.study.provenance import UI
+from ganstudy.study.provenance import ui_link
 from ganstudy.training.run import RUN_FILE, read_per_class
 
 
@@ -54,7 +54,7 @@ def record_execution(
 
     parent = find_study_run(tracking, study.name, params_path=params_path)
     eid = experiment_id(tracking, study.name)
-    link = f"{UI}/#/experiments/{eid}/runs/{parent}" if parent else "none (no item ran)"
+    link = ui_link(eid, parent) if parent else "none (no item ran)"
     rows = [("MLflow parent run", link)]
     champion = register_champion(tracking, study.name, candidates(runs, models_dir))
     if champion is None:
