@@ -388,7 +388,8 @@ def _save_curve(
             label += f" (⚠ {len(failed)}/{len(gated)} seeds failed the gate)" if failed else ""
         (line,) = ax.plot(x, mean, marker="o", label=label)
         band = np.nan_to_num(half)  # one seed: no interval
-        ax.fill_between(x, mean - band, mean + band, color=line.get_color(), alpha=0.2)
+        low, high = np.clip(mean - band, 0, 1), np.clip(mean + band, 0, 1)  # a rate's bounds
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
     if len(arms) > 1:
         ax.axvline(base, color="grey", linestyle=":", linewidth=1)
     for p in (p for p in published if p.metric == "accuracy"):
