@@ -286,7 +286,7 @@ def _fid_table(
                 for q in quality.values()
             ]
             mean, half, _ = mean_ci(pd.Series(values, dtype=float).dropna(), confidence)
-            cells.append(format_ci(mean, half, 1))
+            cells.append(format_ci(mean, half, 2))
             record |= {f"fid_{k}_mean": mean, f"fid_{k}_ci": half}
         threshold = gate["threshold"]
         cells.append(_gate_cell(gate) + ("" if threshold is None else f" (≤ {threshold:g})"))
