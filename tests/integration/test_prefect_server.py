@@ -226,7 +226,8 @@ def test_a_paper_table_study_through_the_study_deployment(server):
         done = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
         return [r for r in flow_runs(api) if r["state_type"] in done]
 
-    run = wait_for("the study's flow run", finished, TIMEOUT_S, procs.logs)[0]
+    # 13 items (two variants x two seeds) one after another: about twice the scheduled study.
+    run = wait_for("the study's flow run", finished, 2 * TIMEOUT_S, procs.logs)[0]
     assert run["state_type"] == "COMPLETED", run_logs(api, run["id"])
     assert run["parameters"]["study"] == "variants" and run["parameters"]["size"] == "tiny"
     logs = run_logs(api, run["id"])
