@@ -146,9 +146,8 @@ def run_arm(
     Returns:
         ``{"arm", "seed", "counts", "n_real", "n_val", "n_test", "n_classic_base", "steps",
         "results": {str(c): metrics}}`` with ``classification_metrics`` of the test split, the
-        training-set size,
-        the optimizer steps taken and the step kept for each count; a GAN arm's record also has
-        ``quality`` (``quality_gate``) when ``metrics_path`` is given.
+        training-set size, the optimizer steps taken and the step kept for each count; a GAN
+        arm's record also has ``quality`` (``quality_gate``) when ``metrics_path`` is given.
     """
     if (arm == CLASSIC) != (run_dir is None):
         raise GanstudyError(f"arm {arm!r}: a GAN arm needs its run folder, classic none")
