@@ -268,6 +268,17 @@ class Params(Section):
                 f"downstream.seeds {stray} are not in study.seeds {self.study.seeds}: "
                 "each classifier seed uses the generators trained with that seed"
             )
+        # The equal-size controls need 2 x max(counts) classic images; checked here when the
+        # training split's size is known from params, so a study fails before hours of GANs.
+        pre, need = self.preprocess, 2 * self.downstream.counts[-1]
+        if self.downstream.seeds and pre.n_per_class is not None and pre.classes is not None:
+            most = self.augment.copies * pre.n_per_class * len(pre.classes)
+            if most < need:
+                raise ValueError(
+                    f"augment.copies {self.augment.copies} x {pre.n_per_class * len(pre.classes)}"
+                    f" real images = {most} classic images, but downstream.counts needs "
+                    f"{need} (2 x max(counts): the equal-size controls); raise augment.copies"
+                )
         return self
 
 

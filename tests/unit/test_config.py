@@ -56,6 +56,19 @@ def test_study_variant_must_be_defined(tmp_path):
         load_params(write(tmp_path, params))
 
 
+def test_too_few_classic_images_for_the_controls_fail_before_any_stage(tmp_path):
+    """The augmentation study's equal-size controls need 2 x max(counts) classic images."""
+    params = tiny_params()
+    params["study"]["seeds"] = [0]
+    params["preprocess"].update(n_per_class=10, classes=[0, 1, 2])  # 30 real images
+    params["augment"]["copies"] = 2  # 60 classic images
+    params["downstream"].update(seeds=[0], counts=[0, 30])
+    load_params(write(tmp_path, params))  # 60 = 2 x 30: enough
+    params["downstream"]["counts"] = [0, 31]
+    with pytest.raises(GanstudyError, match="60 classic images, but downstream.counts needs 62"):
+        load_params(write(tmp_path, params))
+
+
 def test_unknown_variant_lists_defined_ones(tmp_path):
     with pytest.raises(GanstudyError, match="unknown variant 'wgann'.*dcgan"):
         load_variant("wgann", write(tmp_path, tiny_params()))
