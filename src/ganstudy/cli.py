@@ -109,12 +109,12 @@ def _studies(args: argparse.Namespace) -> None:
         print(f"  {name:14} {study.title} [sizes: {', '.join(study.sizes)}]")
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str], env: dict[str, str] | None = None) -> None:
     import subprocess
 
     from ganstudy.study.studies import shell_line
 
-    status = subprocess.run(command).returncode
+    status = subprocess.run(command, env=env).returncode
     if status != 0:
         raise GanstudyError(f"`{shell_line(command)}` exited with status {status}")
 
@@ -169,7 +169,18 @@ def _study_flow(args: argparse.Namespace) -> None:
     print(shell_line(["python", *flow]), flush=True)
     if args.dry_run:
         return
-    _run([sys.executable, *flow])
+    import os
+
+    # Offline as under `make` (the Makefile's defaults): the flow's temporary Prefect server
+    # would otherwise try to send telemetry and log an error for each attempt.
+    quiet = {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
+    _run([sys.executable, *flow], env={**quiet, **os.environ})
     print(
         f"study {args.name} ({args.size}) done by the flow: "
         f"{STUDY_FOLDERS['report']}/{args.name}-{args.size}/index.html; params.yaml holds its "

@@ -115,3 +115,23 @@ def test_dvc_arguments_after_a_double_dash_reach_dvc_exp_run(capsys, monkeypatch
         main(["study", "run", "variants", "--flow", "--dry-run", "--", "--temp"])
     assert exit_info.value.code == 2
     assert "takes no `dvc exp run` arguments" in capsys.readouterr().err
+
+
+def test_cli_starts_the_flow_offline(capsys, monkeypatch):
+    started, real_run = [], subprocess.run
+
+    def fake_run(command, env=None, **kwargs):
+        if command[1:3] != ["-m", "pipelines.study"]:  # git show HEAD:params.yaml
+            return real_run(command, env=env, **kwargs)
+        started.append((command, env))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    main(["study", "run", "sgan", "--size", "tiny", "--flow", "--per-gpu", "2"])
+    ((command, env),) = started
+    assert command[1:] == ["-m", "pipelines.study", "--study", "sgan", "--size", "tiny",
+                           "--workers", "1", "--per-gpu", "2", "--retries", "2"]  # fmt: skip
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"  # as the Makefile sets it
+    assert "done by the flow: report/sgan-tiny/index.html" in capsys.readouterr().out
