@@ -7,9 +7,11 @@ weights and parameter count) with the non-saturating cross-entropy game, Adam (l
 device, data, batch size and number of iterations:
 
 - ours: ``ganstudy.training.loop.train_gan``: data on the device as one tensor, batches drawn
-  with replacement by a seeded generator; the G step draws a fresh real batch and z, so each
-  iteration runs G forward twice (once without grad for D's fakes); the game's statistics are
-  read with ``.item()`` every iteration; fused Adam on CUDA.
+  with replacement by a seeded generator; the G step reuses the D step's fakes (game option
+  ``reuse_fakes``, on by default: one G forward per iteration; ``--fresh-fakes`` draws a new batch
+  and z for G as before, two G forwards); the game's statistics stay on the device and are read
+  every ``log_every`` (= ``--warmup``) iterations; fused Adam on CUDA; ``--channels-last`` and
+  ``--compile`` are our loop's train options.
 - reference: a pytorch/examples ``dcgan/main.py``-style loop written here: ``TensorDataset`` +
   ``DataLoader(shuffle=True, num_workers=0, drop_last=True)`` on CPU, each batch moved to the
   device, ``nn.BCEWithLogitsLoss``, D on real then on the detached fake, G's step reusing that
@@ -27,6 +29,10 @@ ours/reference ``--repeats`` times; the medians and their ratio are printed.
     python benchmarks/train_throughput.py --iterations 20 --repeats 1   # a quick look
     python benchmarks/train_throughput.py --device cuda --data fashion-mnist
     python benchmarks/train_throughput.py --device cuda --precision bf16 --compile   # GPU speed-ups
+    python benchmarks/train_throughput.py --channels-last --threads 2   # the CPU options
+
+``--threads`` sets torch's intra-op threads for the whole process (both loops) before anything
+runs; ``--channels-last``, ``--compile``, ``--precision`` and ``--fresh-fakes`` apply to ours only.
 
 Timings on a shared machine vary; the load average is printed before and after.
 """
@@ -84,6 +90,8 @@ def time_ours(
     seed: int,
     precision: str = "fp32",
     compile: bool = False,
+    channels_last: bool = False,
+    fresh_fakes: bool = False,
 ) -> Timing:
     """One train_gan call of warmup + iterations steps in a fresh folder (no resume); our loop's
     bf16 autocast and torch.compile options when asked (compiling happens in the warm-up)."""
@@ -91,6 +99,7 @@ def time_ours(
         arch=ARCH,
         arch_args=ARCH_ARGS,
         game="nonsaturating",
+        game_args={"reuse_fakes": False} if fresh_fakes else {},
         optimizer=OptimizerConfig(lr_g=LR, lr_d=LR, betas=BETAS),
     )
     cfg = TrainConfig(
@@ -103,11 +112,12 @@ def time_ours(
         device=str(device),
         precision=precision,
         compile=compile,
+        channels_last=channels_last,
     )
     stamps: dict[int, float] = {}
 
     def sink(step: int, stats: dict[str, float]) -> None:
-        # The loop has read its stats with .item() just before: CUDA work is done.
+        # The loop has just read its statistics from the device: CUDA work is done.
         stamps[step] = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="train_throughput.") as out_dir:
@@ -226,7 +236,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of data, models and batches")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="ours only")
     parser.add_argument("--compile", action="store_true", help="torch.compile our G and D")
+    parser.add_argument("--channels-last", action="store_true", help="ours: NHWC G, D and data")
+    parser.add_argument(
+        "--fresh-fakes", action="store_true", help="ours: a new batch and z for G (2 G forwards)"
+    )
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
     if min(args.iterations, args.warmup, args.batch_size, args.repeats, args.images) < 1:
         parser.error("--iterations, --warmup, --batch-size, --repeats, --images must be >= 1")
     if args.images < args.batch_size:
@@ -253,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"model: dcgan G {n_g:,} / D {n_d:,} params in both loops; non-saturating BCE on logits; "
         f"Adam lr {LR:g} betas {BETAS}; reference fp32; ours {args.precision}"
         + (", compiled" if args.compile else "")
+        + (", channels_last" if args.channels_last else "")
+        + (", fresh fakes (2 G forwards)" if args.fresh_fakes else ", reused fakes (1 G forward)")
     )
     print(
         f"timed: {args.iterations} iterations after the warm-up = {per_run:,} real images per run; "
@@ -263,7 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference: list[Timing] = []
     for _ in range(args.repeats):
         run = (images, device, args.batch_size, args.warmup, args.iterations, args.seed)
-        ours.append(time_ours(*run, args.precision, args.compile))
+        ours.append(
+            time_ours(*run, args.precision, args.compile, args.channels_last, args.fresh_fakes)
+        )
         reference.append(time_reference(*run))
 
     ours_median = report("ours (train_gan)", ours, per_run, "final checkpoint + return")

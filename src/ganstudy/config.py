@@ -120,6 +120,9 @@ class TrainConfig(Section):
     # bf16: the steps run under torch.autocast in bfloat16 (GPUs with bf16; slow on most CPUs).
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False  # torch.compile G and D (worth it on GPU; minutes of compiling on CPU)
+    # NHWC memory format for G, D and the training images (oneDNN's and cuDNN's faster layout for
+    # convolutions; other numbers than NCHW, to round-off): benchmarks/README.md has the measure.
+    channels_last: bool = False
 
 
 class OptimizerConfig(Section):

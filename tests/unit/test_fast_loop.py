@@ -206,3 +206,32 @@ def test_book_presets_draw_a_fresh_z_for_g_and_the_others_reuse_d_fakes():
             assert game.reuse_fakes is False, name  # the book's loops draw a new z for G
         if name == "dcgan":
             assert game.reuse_fakes is True  # the default study: one G forward an iteration
+
+
+def test_channels_last_trains_resumes_exactly_and_its_checkpoint_evaluates(images, tmp_path):
+    from ganstudy.metrics.evaluate import generate
+
+    train = cfg(4, channels_last=True, checkpoint_every=2)
+    straight = train_gan(images, IMAGE, "v", variant(), train, 3, tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(
+            images,
+            IMAGE,
+            "v",
+            variant(),
+            train,
+            3,
+            tmp_path / "resumed",
+            sink=lambda step, _: (_ for _ in ()).throw(KeyboardInterrupt) if step == 3 else None,
+        )
+    resumed = train_gan(images, IMAGE, "v", variant(), train, 3, tmp_path / "resumed")
+    assert resumed.resumed_from == 2
+    for a, b in zip(straight.G.parameters(), resumed.G.parameters(), strict=True):
+        assert torch.equal(a, b)
+    plain = train_gan(images, IMAGE, "v", variant(), cfg(4), 3, tmp_path / "plain")
+    # The first D loss comes before any update: the same to round-off (later ones drift apart,
+    # Adam's early steps being about lr times the sign of a gradient, round-off included).
+    first = straight.history.iloc[0]["Loss/D"], plain.history.iloc[0]["Loss/D"]
+    assert first[0] == pytest.approx(first[1], rel=1e-5)
+    generated, _ = generate(tmp_path / "straight", 4, 4, torch.device("cpu"))  # an NCHW G
+    assert generated.shape == (4, 1, 28, 28) and generated.isfinite().all()

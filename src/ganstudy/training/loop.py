@@ -318,6 +318,8 @@ def train_gan(
     torch.manual_seed(seed)
     G, D = build_gan(variant.arch, image, variant.arch_args)
     G, D = G.to(device), D.to(device)
+    if cfg.channels_last:  # in place: optimizers and state dicts see the same parameters
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     game = build_game(variant.game, variant.game_args)
     uses_labels = _check_players(variant, G, D, game, labels)
     opt = variant.optimizer
@@ -326,6 +328,8 @@ def train_gan(
     has_d = any(True for _ in D.parameters())  # a non-adversarial baseline (VAE) has no D
     opt_D = make_optimizer(D.parameters(), opt.lr_d, opt, fused) if has_d else None
     data = images.to(device)
+    if cfg.channels_last and data.dim() == 4:
+        data = data.contiguous(memory_format=torch.channels_last)  # (N, C, H, W), NHWC in memory
     label_data = labels.to(device=device, dtype=torch.long) if uses_labels else None
     labelled = None
     if game.needs_labelled_batch:
