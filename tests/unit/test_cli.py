@@ -32,7 +32,16 @@ def test_metrics_lists_registry_with_protocols(capsys):
     code, out, _ = run(capsys, "metrics")
     assert code == 0
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert set(lines) == {"fid", "fid_per_class", "is", "kid", "memorisation", "precision_recall"}
+    assert set(lines) == {
+        "fid",
+        "fid_per_class",
+        "is",
+        "kid",
+        "memorisation",
+        "precision_recall",
+        "head_accuracy",  # scored on D itself, not features: its protocol is listed too
+    }
+    assert "BatchNorm running statistics are re-estimated" in lines["head_accuracy"]
     assert "Heusel" in lines["fid"] and "Binkowski" in lines["kid"]
     assert "fig. 5.3" in lines["memorisation"] and "all 1008 TF classes" in lines["is"]
     assert "inception-ts: skipped" in lines["is"]

@@ -130,7 +130,8 @@ def _size_part(
     paths, confidence = params.paths, params.report.confidence
     runs = collect_runs(root / paths.metrics, params.study)
     section = study_section(study, runs, root / paths.metrics, out / size, confidence)
-    text = section.markdown
+    # The section opens with the study's title and description: the page says them once.
+    text = section.markdown.replace(f"## {study.title}\n\n{study.description.strip()}\n", "", 1)
     for _, rel in section.figures:
         text = text.replace(f"]({rel})", f"]({size}/{rel})")
     md = [f"## {params.download.dataset}: size `{size}`", ""]
