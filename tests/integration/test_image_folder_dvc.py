@@ -2,10 +2,7 @@
 image changed, added or removed shows in `dvc status` as the download stage's changed dep, and
 `dvc repro` then re-runs download and everything after it."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,30 +11,9 @@ import yaml
 from PIL import Image
 
 from tests.conftest import ROOT, tiny_params
+from tests.integration.test_dvc_prefect import dvc, ran, sh
 
 pytestmark = pytest.mark.slow
-ENV = {
-    **os.environ,
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@localhost",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@localhost",
-}
-
-
-def sh(*cmd: str, cwd: Path) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def dvc(*args: str, cwd: Path) -> str:
-    return sh(sys.executable, "-m", "dvc", *args, cwd=cwd)
-
-
-def ran(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 @pytest.fixture(scope="module")
