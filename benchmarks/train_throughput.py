@@ -34,7 +34,10 @@ ours/reference ``--repeats`` times; the medians and their ratio are printed.
 ``--threads`` sets torch's intra-op threads for the whole process (both loops) before anything
 runs; ``--channels-last``, ``--compile``, ``--precision`` and ``--fresh-fakes`` apply to ours only.
 
-Timings on a shared machine vary; the load average is printed before and after.
+Timings on a shared machine vary; the load average is printed before and after. Images per
+CPU second (the process's user + system time over the same iterations) vary less when other
+jobs share the cores; with ``--threads 1`` they measure the work itself (with more threads, idle
+OpenMP threads spin and add CPU time).
 """
 
 import argparse
@@ -70,6 +73,7 @@ class Timing:
     seconds: float  # the timed iterations
     before: float  # untimed, before them: setup and warm-up
     after: float  # untimed, after them: for ours, the final checkpoint write
+    cpu: float  # this process's CPU time (user + system) over the timed iterations
 
 
 def training_images(source: str, n: int, seed: int) -> torch.Tensor:
@@ -115,10 +119,12 @@ def time_ours(
         channels_last=channels_last,
     )
     stamps: dict[int, float] = {}
+    cpu: dict[int, float] = {}
 
     def sink(step: int, stats: dict[str, float]) -> None:
         # The loop has just read its statistics from the device: CUDA work is done.
         stamps[step] = time.perf_counter()
+        cpu[step] = time.process_time()
 
     with tempfile.TemporaryDirectory(prefix="train_throughput.") as out_dir:
         start = time.perf_counter()
@@ -127,7 +133,8 @@ def time_ours(
             train_gan(images, IMAGE, "dcgan", variant, cfg, seed, out_dir, sink=sink)
         end = time.perf_counter()
     first, last = stamps[warmup], stamps[warmup + iterations]
-    return Timing(last - first, first - start, end - last)
+    cpu_time = cpu[warmup + iterations] - cpu[warmup]
+    return Timing(last - first, first - start, end - last, cpu_time)
 
 
 def time_reference(
@@ -168,7 +175,7 @@ def time_reference(
         if i == warmup:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            first = time.perf_counter()
+            first, first_cpu = time.perf_counter(), time.process_time()
         (real_cpu,) = next(data)
         real = real_cpu.to(device)  # (B, 1, 28, 28)
         b_size = real.size(0)
@@ -203,21 +210,30 @@ def time_reference(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     last = time.perf_counter()
-    return Timing(last - first, first - start, 0.0)
+    return Timing(last - first, first - start, 0.0, time.process_time() - first_cpu)
 
 
-def report(name: str, timings: list[Timing], images: int, after: str | None = None) -> float:
-    """Print the images/s of each run, their median and the untimed parts; return the median."""
+def report(
+    name: str, timings: list[Timing], images: int, after: str | None = None
+) -> tuple[float, float]:
+    """Print the images/s of each run, their median, the images per CPU second and the untimed
+    parts; return the medians of images/s and images per CPU second."""
     rates = [images / t.seconds for t in timings]
     median = statistics.median(rates)
     print(
         f"  {name:<21} median {median:8.1f} images/s   runs: {', '.join(f'{r:.1f}' for r in rates)}"
     )
+    per_cpu = [images / t.cpu for t in timings]
+    cpu_median = statistics.median(per_cpu)
+    print(
+        f"  {'':<21} median {cpu_median:8.1f} images/CPU-s   runs: "
+        + ", ".join(f"{r:.1f}" for r in per_cpu)
+    )
     untimed = f"setup + warm-up {statistics.median(t.before for t in timings):.3f} s"
     if after is not None:
         untimed += f", {after} {statistics.median(t.after for t in timings):.3f} s"
     print(f"    untimed, median: {untimed}")
-    return median
+    return median, cpu_median
 
 
 def load() -> str:
@@ -291,7 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ours_median = report("ours (train_gan)", ours, per_run, "final checkpoint + return")
     ref_median = report("reference (examples)", reference, per_run)
-    print(f"  ratio ours/reference (medians): {ours_median / ref_median:.3f}")
+    print(
+        f"  ratio ours/reference (medians): {ours_median[0] / ref_median[0]:.3f} wall, "
+        f"{ours_median[1] / ref_median[1]:.3f} CPU time"
+    )
     print(f"load average (1/5/15 min) after: {load()}")
     return 0
 
