@@ -243,6 +243,8 @@ def test_classifier_section_tables_tests_and_published(tmp_path):
     assert sgan["verdict"] == "higher beyond the seed noise"
     assert tests.loc["dcgan", "n"] == 0 and "dcgan vs sgan-supervised" in section.markdown
     assert "sgan higher than sgan-supervised beyond the seed noise" in section.markdown
+    assert "| 0.910 ± " in section.markdown and "| +0.020 |" in section.markdown  # ours − book
+    assert sgan["detectable"] > 0  # what the design could resolve, beside the verdict
 
     pub = section.tables["classifier_published"].set_index("row")
     assert pub.loc["sgan", "mean"] == pytest.approx(0.91)

@@ -672,7 +672,8 @@ class _Page:
         if not self.study.published:
             self.text("The study file lists no published numbers.")
             return
-        header = ["published", "metric", "value", "dataset", "source", "ours", "n", "seeds"]
+        header = ["published", "metric", "value", "dataset", "source", "ours", "ours − published"]
+        header += ["n", "seeds"]
         body, records = [], []
         for p in self.study.published:
             digits = 3 if RATE.match(p.metric) else 2
@@ -683,7 +684,8 @@ class _Page:
                 seeds = _seeds(known.index)
                 mine = {"ours_row": label, "mean": mean, "ci": half, "n": n, "seeds": seeds}
                 records.append(p.model_dump() | mine)
-                cells = [p.metric, f"{p.value:.{digits}f}", p.dataset, p.source, ours]
+                gap = "–" if math.isnan(mean) else f"{mean - p.value:+.{digits}f}"
+                cells = [p.metric, f"{p.value:.{digits}f}", p.dataset, p.source, ours, gap]
                 body.append([f"{p.row} → ours: {label}", *cells, str(n), seeds])
         self.table(name, header, body, pd.DataFrame(records))
         notes = [
