@@ -230,9 +230,16 @@ def test_a_paper_table_study_through_the_study_deployment(server):
     run = wait_for("the study's flow run", finished, 2 * TIMEOUT_S, procs.logs)[0]
     assert run["state_type"] == "COMPLETED", run_logs(api, run["id"])
     assert run["parameters"]["study"] == "variants" and run["parameters"]["size"] == "tiny"
-    logs = run_logs(api, run["id"])
+    # The run's state can reach the server before the worker's last batch of logs (the save
+    # step's line, the flow's own end): poll for them rather than read once.
+    saved = "DVC experiment variants-tiny saved"
+
+    def saved_logs() -> str | None:
+        text = run_logs(api, run["id"])
+        return text if saved in text else None
+
+    logs = wait_for("the flow run's last logs", saved_logs, 60, procs.logs)
     assert "params.yaml holds study variants (tiny)" in logs
-    assert "DVC experiment variants-tiny saved" in logs
     assert (project / "report" / "variants-tiny" / "index.html").is_file()
     assert json.loads(dvc("status", "--json", cwd=project)) == {}
     assert "variants-tiny" in dvc("exp", "list", "--name-only", cwd=project).split()

@@ -71,20 +71,30 @@ def _digest(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _timings(models_dir: Path, params: Params) -> list[dict[str, Any]]:
-    found = []
+def _timings(models_dir: Path, params: Params, name: str, size: str) -> list[dict[str, Any]]:
+    """Every run's timing record; a run folder that is not in the workspace is an error (its
+    curves and provenance would silently drop out of the page)."""
+    found, missing = [], []
     for variant in params.study.variants:
         for seed in params.study.seeds:
             path = models_dir / variant / str(seed) / TIMING_FILE
             if path.is_file():
                 found.append({"variant": variant, **read_json(path)})
+            else:
+                missing.append(path)
+    if missing:
+        raise GanstudyError(
+            f"{name} size {size}: {len(missing)} run folders lack {TIMING_FILE} (first: "
+            f"{missing[0]}); `ganstudy study run {name} --size {size}` trains them, or restores "
+            "them from the size's DVC experiment without retraining"
+        )
     return found
 
 
 def _made_with(name: str, size: str, params: Params, root: Path) -> list[list[str]]:
     """How the size was made: (what, value) rows."""
     paths = params.paths
-    timings = _timings(root / paths.models, params)
+    timings = _timings(root / paths.models, params, name, size)
     manifest_path = root / paths.processed / params.download.dataset / "manifest.json"
     manifest = read_json(manifest_path) if manifest_path.is_file() else {}
     splits = manifest.get("splits", {})
@@ -95,8 +105,6 @@ def _made_with(name: str, size: str, params: Params, root: Path) -> list[list[st
         ["splits", ", ".join(f"{k} {v['n']:,}" for k, v in splits.items()) or "–"],
         ["variants × seeds", f"{params.study.variants} × {params.study.seeds}"],
     ]
-    if not timings:
-        return rows + [["training time", "– (no timing.json in the run folders)"]]
     commits = sorted({t.get("git_commit") or "no git" for t in timings})
     seconds = sum(t["seconds"] for t in timings)
     per = {}
