@@ -241,7 +241,7 @@ def _study_publish(args: argparse.Namespace) -> None:
     """The study's results page from its sizes' outputs on disk: no training, no DVC."""
     from ganstudy.study.publish import publish
 
-    print(f"{publish(args.name, args.size)}/index.md")
+    print(f"{publish(args.name, args.size, only=args.only)}/index.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a name from `ganstudy studies`")
     p.add_argument(
         "--size", action="append", required=True, help="a size already run; repeat for more"
+    )
+    p.add_argument(
+        "--only",
+        action="store_true",
+        help="the page holds the named sizes alone (default: sections published before stay)",
     )
     p.set_defaults(func=_study_publish)
     p = sub.add_parser("check", help="validate params.yaml (names, types, ranges)")

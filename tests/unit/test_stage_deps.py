@@ -82,8 +82,7 @@ def test_closure_follows_lazy_imports_plugins_and_data_files(tmp_path: Path) -> 
 def test_closure_of_a_script_outside_the_package(tmp_path: Path) -> None:
     script = tmp_path / "s.py"
     script.write_text(
-        "import os\nfrom ganstudy.data import arrays\n"
-        "def f():\n    import ganstudy.stats\n",
+        "import os\nfrom ganstudy.data import arrays\ndef f():\n    import ganstudy.stats\n",
         encoding="utf-8",
     )
     files = {_rel(p) for p in closure([script])}

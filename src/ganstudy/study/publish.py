@@ -11,6 +11,7 @@ training time). Nothing is trained or scored here.
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,33 +183,75 @@ def _size_part(
     return md, pd.DataFrame(choices)
 
 
+SECTION_FILE = "section.md"  # a size's part of the page, under <results>/<size>/
+LENGTHS_FILE = "lengths.csv"  # the length choices: per size, and all of them beside index.md
+
+
+def _write_size(study: Study, name: str, size: str, tmp: Path, root: Path) -> None:
+    """One size's folder of the page: its section, its length choices and its figures."""
+    part, choices = _size_part(study, name, size, tmp, root)
+    part += [f"_Section made by `ganstudy study publish {name} --size {size}`._", ""]
+    write_text(tmp / size / SECTION_FILE, "\n".join(part))
+    if not choices.empty:  # sizes without validation curves choose no length
+        choices.to_csv(tmp / size / LENGTHS_FILE, index=False)
+
+
+def _keep_published(study: Study, out_dir: Path, tmp: Path, named: list[str]) -> list[str]:
+    """Copy the sections of sizes published before and not named now (their run folders may
+    be gone: a section records its own command, commit and machine); returns their sizes."""
+    kept = []
+    for size in study.sizes:
+        if size not in named and (out_dir / size / SECTION_FILE).is_file():
+            shutil.copytree(out_dir / size, tmp / size)
+            kept.append(size)
+    return kept
+
+
+def _assemble(study: Study, name: str, tmp: Path) -> list[str]:
+    """``index.md`` and ``lengths.csv`` from the size folders in ``tmp``, in the study's order
+    of sizes; returns the sizes on the page."""
+    sizes = [s for s in study.sizes if (tmp / s / SECTION_FILE).is_file()]
+    md = [f"# {study.title}", "", study.description, ""]
+    if study.design:
+        md += ["## Design", ""] + [f"- {line}" for line in study.design] + [""]
+    for size in sizes:
+        md += [(tmp / size / SECTION_FILE).read_text().rstrip("\n"), ""]
+    md += [
+        "---",
+        f"Each section is made by `ganstudy study publish {name} --size <size>` from the "
+        "outputs of the command in its table; sections of sizes not named are kept.",
+    ]
+    write_text(tmp / "index.md", "\n".join(md) + "\n")
+    frames = [read_csv(tmp / s / LENGTHS_FILE) for s in sizes if (tmp / s / LENGTHS_FILE).is_file()]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame.to_csv(tmp / LENGTHS_FILE, index=False)
+    return sizes
+
+
 def publish(
-    name: str, sizes: list[str], root: str | Path = ".", out: str | Path | None = None
+    name: str,
+    sizes: list[str],
+    root: str | Path = ".",
+    out: str | Path | None = None,
+    only: bool = False,
 ) -> Path:
-    """Write ``docs/results/<name>/`` (``index.md``, figures, ``lengths.csv``) from the sizes'
-    outputs on disk; atomically: a size with missing results fails before anything is replaced.
+    """Write ``docs/results/<name>/`` (``index.md``, ``lengths.csv``, a folder per size with its
+    section and figures) from the named sizes' outputs on disk, keeping the sections of sizes
+    published before (unless ``only``); atomically: a size with missing results fails before
+    anything is replaced.
     """
     if not sizes:
         raise GanstudyError("ganstudy study publish: name at least one --size")
     root = Path(root)
     study = load_study(name, root)
+    unknown = [s for s in sizes if s not in study.sizes]
+    if unknown:
+        raise GanstudyError(f"{name}: no size {unknown[0]!r} (sizes: {', '.join(study.sizes)})")
     out_dir = Path(out) if out is not None else root / RESULTS_DIR / name
     with atomic_dir(out_dir) as tmp:
-        md = [f"# {study.title}", "", study.description, ""]
-        if study.design:
-            md += ["## Design", ""] + [f"- {line}" for line in study.design] + [""]
-        lengths = []
-        for size in sizes:
-            part, choices = _size_part(study, name, size, tmp, root)
-            md += part
-            lengths.append(choices)
-        frame = pd.concat(lengths, ignore_index=True) if lengths else pd.DataFrame()
-        frame.to_csv(tmp / "lengths.csv", index=False)
-        md += [
-            "---",
-            f"Made by `ganstudy study publish {name} "
-            + " ".join(f"--size {s}" for s in sizes)
-            + "` from the outputs of the commands above.",
-        ]
-        write_text(tmp / "index.md", "\n".join(md) + "\n")
+        for size in dict.fromkeys(sizes):
+            _write_size(study, name, size, tmp, root)
+        if not only and out_dir.is_dir():
+            _keep_published(study, out_dir, tmp, sizes)
+        _assemble(study, name, tmp)
     return out_dir
