@@ -121,12 +121,14 @@ def choose_length(
     values: np.ndarray | list[float],
     tolerance: float = LENGTH_TOLERANCE,
     window: int = LENGTH_WINDOW,
+    what: str = "validation accuracy",
 ) -> LengthChoice:
     """A training length from a validation curve (higher is better): the first step whose
     rolling mean over ``window`` checks (centred; not defined at the ends) is within
     ``tolerance`` of the rolling mean's maximum. Smoothing keeps one lucky check on a small
     validation split from choosing the length; the tolerance prefers the shorter of two runs
-    that validate alike (cheaper, and no selection on noise past the plateau)."""
+    that validate alike (cheaper, and no selection on noise past the plateau). ``what`` names
+    the curve in the rule's words (a lower-is-better curve goes in negated, e.g. -log FID)."""
     x = np.asarray(steps, np.int64)
     y = np.asarray(values, np.float64)
     if x.ndim != 1 or x.shape != y.shape or len(x) == 0 or not np.isfinite(y).all():
@@ -143,7 +145,7 @@ def choose_length(
     peak = int(np.nanargmax(smooth))
     first = int(np.flatnonzero(smooth >= smooth[peak] - tolerance)[0])  # NaN compares False
     rule = (
-        f"the first iteration whose validation accuracy (centred rolling mean of {window} "
+        f"the first iteration whose {what} (centred rolling mean of {window} "
         f"checks) is within {tolerance:g} of that mean's maximum"
     )
     return LengthChoice(

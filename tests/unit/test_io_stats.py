@@ -119,5 +119,10 @@ def test_choose_length_takes_the_first_step_near_the_smoothed_peak():
     spike = [0.5, 0.5, 0.9, 0.5, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6]  # one lucky check
     assert choose_length(steps, spike, tolerance=0.0, window=5).steps != 300  # not the spike
     assert choose_length(steps, spike, tolerance=0.0, window=1).steps == 300
+    # A lower-is-better curve goes in negated: FID within 5% of its minimum on the log scale.
+    fid = np.array([200.0, 90.0, 50.0, 42.0, 40.5, 40.0, 41.0, 40.2, 40.4, 40.1])
+    choice = choose_length(steps, -np.log(fid), np.log1p(0.05), window=1, what="-log FID")
+    assert choice.steps == 400 and np.exp(-choice.best) == pytest.approx(40.0)  # 42 <= 1.05 * 40
+    assert choice.rule.startswith("the first iteration whose -log FID")
     with pytest.raises(GanstudyError, match="non-empty finite curve"):
         choose_length([], [])
