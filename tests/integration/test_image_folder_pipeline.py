@@ -17,16 +17,17 @@ from tests.unit.test_image_folder import dicom
 
 def own_images(root: Path) -> Path:
     """3 classes x 20 images: a bright disc (PNG, two sizes), a dark ring (JPEG), noise (DICOM);
-    20 a class: the reference stage's Inception Score of the test split needs 10 images."""
+    20 a class: the reference stage's Inception Score of the test split needs 10 images. Each
+    image's intensity differs: no image duplicates another, as in a dataset worth studying."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:20, :20]
     r = np.hypot(yy - 10, xx - 10)  # (20, 20)
     for i in range(20):
-        disc = np.where(r < 5 + i % 3, 220, 30).astype(np.uint8)
+        disc = np.where(r < 5 + i % 3, 220 - i, 30).astype(np.uint8)
         path = root / "lesion" / f"{i:02d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(disc if i % 2 else disc[:18, :16]).save(path)
-        ring = np.where(np.abs(r - 6 - i % 3) < 1.5, 20, 200).astype(np.uint8)
+        ring = np.where(np.abs(r - 6 - i % 3) < 1.5, 20 + i, 200).astype(np.uint8)
         (root / "cyst").mkdir(exist_ok=True)
         Image.fromarray(ring).save(root / "cyst" / f"{i:02d}.jpg", quality=90)
         dicom(root / "normal" / f"{i:02d}.dcm", rng.integers(900, 1200, (20, 20)))

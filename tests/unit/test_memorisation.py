@@ -30,6 +30,18 @@ def test_a_fresh_sample_of_the_same_distribution_is_not():
     assert ratio == pytest.approx(1.0, abs=0.05) and close < 0.05
 
 
+def test_a_held_out_split_of_duplicates_is_one_clear_error_whatever_the_rounding():
+    # 100 x 10 rows: cdist takes its matrix-product path, whose distance between identical rows
+    # is rounding (~1e-8), not 0; on some CPUs exactly 0
+    train = data(100, 0) * 50
+    held_out = np.concatenate([train[:60], data(40, 1)])  # 60% duplicates
+    with pytest.raises(GanstudyError, match="over half the held-out images duplicate") as info:
+        memorisation(data(30, 2), train, held_out)
+    assert "\n" not in str(info.value)
+    ratio, _ = memorisation(data(30, 2), train, np.concatenate([train[:40], data(60, 1)]))
+    assert np.isfinite(ratio)  # 40% duplicates: the median is a real distance
+
+
 def test_memorisation_metric_in_the_registry_and_bad_input():
     from ganstudy.config import EvaluateConfig
     from ganstudy.metrics.fid import gaussian_stats
