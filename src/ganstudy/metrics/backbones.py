@@ -169,7 +169,7 @@ def to_inception_input(x: torch.Tensor) -> torch.Tensor:
 @BACKBONES.register("domain")
 def _domain(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device) -> Backbone:
     from ganstudy.metrics.domain import load_classifier
-    from ganstudy.metrics.reference import CLASSIFIER_NAME
+    from ganstudy.names import CLASSIFIER_NAME
 
     if reference_dir is None:
         raise GanstudyError("the domain backbone needs the reference stage's folder")
