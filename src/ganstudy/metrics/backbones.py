@@ -229,6 +229,9 @@ def _inception(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.de
             f"put {PYTORCH_FID_WEIGHTS} (from github.com/mseitzer/pytorch-fid releases) there "
             "or set evaluate.inception_weights to its path, or use backbone inception-ts"
         )
+    from ganstudy._torchvision import ensure_torchvision_imports
+
+    ensure_torchvision_imports()  # pytorch-fid imports torchvision
     import pytorch_fid.inception as pfi
 
     state, classifier = read_inception_weights(path)
