@@ -27,7 +27,7 @@ import numpy as np
 import scipy
 import torch
 
-import ganstudy  # noqa: F401  (lets torchvision, hence pytorch-fid, import on the CPU torch)
+from ganstudy._torchvision import ensure_torchvision_imports
 from ganstudy.errors import GanstudyError
 from ganstudy.metrics.backbones import PRECISIONS, domain_backbone
 from ganstudy.metrics.domain import DomainClassifier
@@ -65,6 +65,7 @@ def ours(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def pytorch_fid(real: np.ndarray, fake: np.ndarray) -> float:
+    ensure_torchvision_imports()  # pytorch-fid imports torchvision: the CPU torch needs this
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     # The statistics exactly as pytorch-fid's calculate_activation_statistics computes them.

@@ -11,6 +11,8 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ganstudy.names import THREADS_ENV, VISIBLE_GPUS_ENV
+
 OK = ("ran", "cached")  # outcomes after which downstream items may start
 
 
@@ -23,7 +25,7 @@ class Slot:
 def visible_gpus(environ: Mapping[str, str] = os.environ) -> list[str]:
     """The GPUs items may use: CUDA_VISIBLE_DEVICES when set (ids or UUIDs), else nvidia-smi's
     list; none without an NVIDIA driver."""
-    if (visible := environ.get("CUDA_VISIBLE_DEVICES")) is not None:
+    if (visible := environ.get(VISIBLE_GPUS_ENV)) is not None:
         gpus = []
         for gpu in (g.strip() for g in visible.split(",")):
             if not gpu or gpu.startswith("-"):  # CUDA stops at the first invalid id ("-1")
@@ -55,11 +57,11 @@ def make_slots(
     for name, value in (("per_gpu", per_gpu), ("workers", workers), ("threads", threads_per_item)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
-    threads = {} if threads_per_item is None else {"OMP_NUM_THREADS": str(threads_per_item)}
+    threads = {} if threads_per_item is None else {THREADS_ENV: str(threads_per_item)}
     if not gpus:
         return [Slot(f"cpu{i}", dict(threads)) for i in range(workers)]
     return [
-        Slot(f"gpu{gpu}" + (f".{j}" if j else ""), {"CUDA_VISIBLE_DEVICES": gpu, **threads})
+        Slot(f"gpu{gpu}" + (f".{j}" if j else ""), {VISIBLE_GPUS_ENV: gpu, **threads})
         for j in range(per_gpu)
         for gpu in gpus
     ]

@@ -3,7 +3,9 @@
 DVC owns the graph, the cache and the lock: the flow asks DVC which items there are and what
 each needs (``dvc_graph.py``), starts an item once all its upstream items are done, and runs it
 with ``dvc repro --single-item ITEM``. So it never re-defines a stage or decides freshness, and
-it leaves the same end state as ``dvc repro`` (checked with ``dvc status`` at the end). No torch.
+it leaves the same end state as ``dvc repro`` (checked with ``dvc status`` at the end). No torch:
+the MLflow parent run comes from ``ganstudy.tracking`` and the names from ``ganstudy.names``,
+both torch-free, as is the package root.
 
 Concurrent items in one workspace are DVC's own design: ``dvc repro`` releases the repository
 lock while a stage command runs and takes it back to hash outputs and update dvc.lock (re-read
@@ -27,6 +29,8 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.futures import PrefectFuture
 from prefect.states import Failed, State
 
+from ganstudy.names import FLOW_RUN_ENV, PARAMS_FILE, PARENT_RUN_ENV
+from ganstudy.tracking import begin_study_run, end_study_run
 from pipelines.scheduling import Plan, Slot, make_slots, visible_gpus
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -117,17 +121,6 @@ def run_plan(
         plan.finish(item, f"failed: {result}" if isinstance(result, BaseException) else result)
 
 
-def tracking(function: str, project_dir: str, *args: object) -> object:
-    """``ganstudy.tracking.FUNCTION(*args)`` in a subprocess in the project (importing ganstudy
-    imports torch, which the flow never does); returns what it returns."""
-    code = (
-        "import json, sys; from ganstudy import tracking; "
-        "print(json.dumps(getattr(tracking, sys.argv[1])(*json.loads(sys.argv[2]))))"
-    )
-    cmd = [sys.executable, "-c", code, function, json.dumps(args)]
-    return json.loads(_check(run(cmd, project_dir), f"ganstudy.tracking.{function}"))
-
-
 def ganstudy(project_dir: str, *args: str) -> str:
     """``ganstudy ARGS`` in a subprocess in the project (it imports torch; the flow does not)."""
     cmd = [sys.executable, "-m", "ganstudy.cli", *args]
@@ -136,10 +129,10 @@ def ganstudy(project_dir: str, *args: str) -> str:
 
 def _item_env(parent_run_id: str) -> dict[str, str]:
     """What every item is started with besides its slot's variables: the MLflow parent run its
-    child runs nest under, the flow run they are tagged with (names: ganstudy.execution)."""
+    child runs nest under, the flow run they are tagged with."""
     return {
-        "GANSTUDY_PARENT_RUN_ID": parent_run_id,
-        "GANSTUDY_PREFECT_FLOW_RUN_ID": str(runtime.flow_run.id),
+        PARENT_RUN_ENV: parent_run_id,
+        FLOW_RUN_ENV: str(runtime.flow_run.id),
     }
 
 
@@ -244,7 +237,7 @@ def run_tracked(
         "prefect.flow_run_name": runtime.flow_run.name,
     }
     root = str(Path(project_dir).resolve())
-    parent = tracking("begin_study_run", project_dir, root, "params.yaml", tags)
+    parent = begin_study_run(root, PARAMS_FILE, tags)
     final: dict | State = Failed(message="the flow stopped before its items finished")
     try:
         run_plan(plan, slots, project_dir, _item_env(parent), retries)
@@ -254,7 +247,7 @@ def run_tracked(
         final = _final_state(outcome, project_dir, whole)
     finally:
         status = "FAILED" if isinstance(final, State) else "FINISHED"
-        tracking("end_study_run", project_dir, parent, root, "params.yaml", status)
+        end_study_run(parent, root, PARAMS_FILE, status)
     return final
 
 

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from ganstudy.config import load_section
 from ganstudy.data.augment import augment
 from ganstudy.errors import run_stage
+from ganstudy.names import PARAMS_FILE
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--processed", required=True, help="processed folder (preprocess's output)")
     parser.add_argument("--out", required=True, help="augmented folder to write")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default=PARAMS_FILE)
     args = parser.parse_args(argv)
     augment(args.processed, args.out, load_section("augment", args.params))
 

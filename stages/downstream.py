@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from ganstudy.config import load_section
 from ganstudy.errors import run_stage
+from ganstudy.names import PARAMS_FILE
 from ganstudy.study.augmentation import run_downstream
 
 
@@ -17,7 +18,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--run", help="the variant's run folder (train's output)")
     parser.add_argument("--out", required=True, help="arm JSON to write")
     parser.add_argument("--metrics", help="the run's evaluate metrics (the quality gate)")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--sources", help="the arm's picture to write (default: <out stem>_sources.png)"
+    )
+    parser.add_argument("--params", default=PARAMS_FILE)
     args = parser.parse_args(argv)
     run_downstream(
         args.arm,
@@ -31,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.run,
         args.params,
         args.metrics,
+        args.sources,
     )
 
 

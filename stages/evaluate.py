@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from ganstudy.config import load_section
 from ganstudy.errors import run_stage
 from ganstudy.metrics.evaluate import evaluate_run
+from ganstudy.names import PARAMS_FILE
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -14,9 +15,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reference", required=True, help="reference folder")
     parser.add_argument("--out", required=True, help="metrics JSON to write")
     parser.add_argument(
-        "--processed", help="processed folder: draw <out stem>_memorisation.png (nearest pairs)"
+        "--processed", help="processed folder: draw the memorisation picture (nearest pairs)"
     )
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument(
+        "--memorisation", help="memorisation picture to write (default <out stem>_memorisation.png)"
+    )
+    parser.add_argument("--params", default=PARAMS_FILE)
     args = parser.parse_args(argv)
     evaluate_run(
         args.run,
@@ -27,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_section("tracking", args.params),
         args.processed,
         args.params,
+        args.memorisation,
     )
 
 

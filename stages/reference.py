@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from ganstudy.config import load_section
 from ganstudy.errors import run_stage
 from ganstudy.metrics.reference import build_reference
+from ganstudy.names import PARAMS_FILE
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -14,7 +15,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--processed", required=True, help="processed folder (preprocess's output)")
     parser.add_argument("--out", required=True, help="reference folder to write")
     parser.add_argument("--metrics", required=True, help="real-data metrics JSON to write")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default=PARAMS_FILE)
     args = parser.parse_args(argv)
     build_reference(
         args.processed,

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from ganstudy.config import load_section
 from ganstudy.errors import run_stage
+from ganstudy.names import PARAMS_FILE
 from ganstudy.report import build_report
 
 
@@ -16,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--reference-metrics", required=True, help="real-data metrics JSON (reference's output)"
     )
     parser.add_argument("--out", required=True, help="report folder to write")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default=PARAMS_FILE)
     args = parser.parse_args(argv)
     build_report(
         args.metrics,

@@ -4,6 +4,7 @@ import argparse
 from collections.abc import Sequence
 
 from ganstudy.errors import run_stage
+from ganstudy.names import PARAMS_FILE
 from ganstudy.training.run import train_variant
 
 
@@ -16,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--val", help="folder with val.npz (preprocess's output): a class head's held-out curve"
     )
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default=PARAMS_FILE)
     args = parser.parse_args(argv)
     train_variant(args.variant, args.seed, args.data, args.out, args.params, args.val)
 

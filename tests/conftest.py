@@ -29,7 +29,9 @@ os.environ.update(
 )
 os.environ.pop("PREFECT_API_URL", None)
 
-import ganstudy  # noqa: E402,F401  (its __init__ lets torchvision import on the CPU torch)
+from ganstudy._torchvision import ensure_torchvision_imports  # noqa: E402
+
+ensure_torchvision_imports()  # lets torchvision (and pytorch-fid) import on the CPU torch
 
 ROOT = Path(__file__).resolve().parents[1]
 

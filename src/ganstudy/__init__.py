@@ -1,5 +1,6 @@
-"""ganstudy: reproducible GAN studies."""
+"""ganstudy: reproducible GAN studies.
 
-from ganstudy._torchvision import ensure_torchvision_imports
-
-ensure_torchvision_imports()  # before any module here (or pytorch_fid) imports torchvision
+The package root imports nothing (no torch): the Prefect flow imports ``ganstudy.names`` and
+``ganstudy.tracking`` without loading PyTorch. Modules that import torchvision or pytorch-fid call
+``ganstudy._torchvision.ensure_torchvision_imports()`` first.
+"""

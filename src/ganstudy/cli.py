@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ganstudy.errors import GanstudyError, run_stage  # run_stage: re-exported
+from ganstudy.names import PARAMS_FILE
 from ganstudy.registry import Registry
 
 
@@ -121,7 +122,6 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> None:
 
 def _study_run(args: argparse.Namespace) -> None:
     from ganstudy.study.studies import (
-        STUDY_FOLDERS,
         dvc_command,
         dvc_experiments,
         latest_experiment,
@@ -142,10 +142,18 @@ def _study_run(args: argparse.Namespace) -> None:
     _run(command)
     print(
         f"study {args.name} ({args.size}) done: "
-        f"{STUDY_FOLDERS['report']}/{args.name}-{args.size}/index.html; "
+        f"{_study_page(args)}; "
         "params.yaml now holds its values (`dvc exp show` compares studies; "
         "`git checkout params.yaml dvc.lock && dvc checkout` returns to the default study)"
     )
+
+
+def _study_page(args: argparse.Namespace) -> str:
+    """Where a study run's report page lands: ``<paths.report>/<name>-<size>/index.html``."""
+    from ganstudy.names import study_run_name
+    from ganstudy.study.studies import study_folders
+
+    return f"{study_folders()['report']}/{study_run_name(args.name, args.size)}/index.html"
 
 
 def _study_flow(args: argparse.Namespace) -> None:
@@ -154,7 +162,7 @@ def _study_flow(args: argparse.Namespace) -> None:
     retries under one MLflow parent run, and records the DVC experiment (``study save``)."""
     import sys
 
-    from ganstudy.study.studies import STUDY_FOLDERS, resolved_params, shell_line
+    from ganstudy.study.studies import resolved_params, shell_line
 
     if args.dvc_args:
         raise GanstudyError("--flow runs `dvc repro` per item; it takes no `dvc exp run` arguments")
@@ -183,7 +191,7 @@ def _study_flow(args: argparse.Namespace) -> None:
     _run([sys.executable, *flow], env={**quiet, **os.environ})
     print(
         f"study {args.name} ({args.size}) done by the flow: "
-        f"{STUDY_FOLDERS['report']}/{args.name}-{args.size}/index.html; params.yaml holds its "
+        f"{_study_page(args)}; params.yaml holds its "
         "values and DVC its experiment (`dvc exp show`)"
     )
 
@@ -220,6 +228,7 @@ def _study_save(args: argparse.Namespace) -> None:
 
 def _study_report(args: argparse.Namespace) -> None:
     """Rebuild a study's page from its metrics and models on disk: no training, no DVC."""
+    from ganstudy.names import reference_metrics_path
     from ganstudy.report import build_report
     from ganstudy.study.studies import resolved_params
 
@@ -228,7 +237,7 @@ def _study_report(args: argparse.Namespace) -> None:
     out = build_report(
         paths.metrics,
         paths.models,
-        f"{paths.reference}/{dataset}.json",
+        reference_metrics_path(paths.reference, dataset),
         paths.report,
         params.report,
         params.study,
@@ -249,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("variants", help="list GAN architectures, games and the params presets")
     p.add_argument("name", nargs="?", help="check that this architecture exists")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default=PARAMS_FILE)
     p.set_defaults(func=_variants)
     p = sub.add_parser("datasets", help="list datasets")
     p.add_argument("name", nargs="?", help="check that this dataset exists")
@@ -308,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_study_publish)
     p = sub.add_parser("check", help="validate params.yaml (names, types, ranges)")
-    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--params", default=PARAMS_FILE)
     p.set_defaults(func=_check)
     return parser
 

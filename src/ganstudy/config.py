@@ -19,8 +19,7 @@ from pydantic import (
 )
 
 from ganstudy.errors import GanstudyError
-
-PARAMS_FILE = "params.yaml"
+from ganstudy.names import PARAMS_FILE
 
 
 class Section(BaseModel):

@@ -15,10 +15,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for every stage command (dvc/stage/run.py)
-DVC_ROOT_ENV = "DVC_ROOT"  # likewise: the repository root
-PARENT_RUN_ENV = "GANSTUDY_PARENT_RUN_ID"  # the flow's parent run of this study execution
-FLOW_RUN_ENV = "GANSTUDY_PREFECT_FLOW_RUN_ID"  # the Prefect flow run driving the stages
+from ganstudy.names import DVC_ROOT_ENV as DVC_ROOT_ENV
+from ganstudy.names import DVC_STAGE_ENV as DVC_STAGE_ENV
+from ganstudy.names import FLOW_RUN_ENV as FLOW_RUN_ENV
+from ganstudy.names import PARENT_RUN_ENV as PARENT_RUN_ENV
 
 
 def git_commit(root: str | Path = ".") -> str | None:

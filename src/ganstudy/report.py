@@ -3,26 +3,30 @@ as Markdown and as one self-contained HTML page."""
 
 import base64
 import html
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from ganstudy.config import PARAMS_FILE, ReportConfig, StudyConfig, TrackingConfig
+from ganstudy.config import ReportConfig, StudyConfig, TrackingConfig
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, copy_into, read_csv, read_json, write_text
-from ganstudy.metrics.evaluate import memorisation_path
+from ganstudy.metrics import PER_CLASS
+from ganstudy.names import (
+    HISTORY_NAME,
+    PARAMS_FILE,
+    SAMPLES_NAME,
+    memorisation_path,
+    metrics_path,
+)
 from ganstudy.plots import save_loss_curves
+from ganstudy.runs import read_per_class
 from ganstudy.stats import format_ci, mean_ci
 from ganstudy.tables import html_table, markdown_table
-from ganstudy.training.loop import HISTORY_NAME
-from ganstudy.training.run import SAMPLES_NAME, read_per_class
 
 NOT_METRICS = {"seed", "step"}
 # Data for `dvc plots` (dvc.yaml's top-level plots; the report's figures/ are its image plots).
 PLOTS_DIR = "plots"
 TRAINING_CURVES = f"{PLOTS_DIR}/training_curves.csv"
-PER_CLASS = re.compile(r"_class\d+$")  # fid_domain_10k_test_class3
 
 
 def collect_runs(metrics_dir: Path, study: StudyConfig) -> pd.DataFrame:
@@ -30,7 +34,7 @@ def collect_runs(metrics_dir: Path, study: StudyConfig) -> pd.DataFrame:
     rows = []
     for variant in study.variants:
         for seed in study.seeds:
-            path = metrics_dir / variant / f"{seed}.json"
+            path = metrics_path(metrics_dir, variant, seed)
             if not path.is_file():
                 raise GanstudyError(f"{path}: missing; run evaluate for {variant} seed {seed}")
             rows.append({"variant": variant, "seed": seed, **read_json(path)})
@@ -145,7 +149,7 @@ def build_report(
                 rel = f"figures/{variant}_seed{seed}_samples.png"
                 copy_into(models_dir / variant / str(seed) / SAMPLES_NAME, tmp / rel)
                 figures.append((f"{variant}, seed {seed}: samples", rel))
-                nearest = memorisation_path(metrics_dir / variant / f"{seed}.json")
+                nearest = memorisation_path(metrics_path(metrics_dir, variant, seed))
                 if nearest.is_file():  # written when evaluate had the training images
                     rel = f"figures/{variant}_seed{seed}_memorisation.png"
                     copy_into(nearest, tmp / rel)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ganstudy import execution
 from ganstudy.config import PARAMS_FILE, TrackingConfig, load_section
 from ganstudy.errors import GanstudyError
+from ganstudy.names import DVC_ROOT_ENV, FLOW_RUN_ENV, PARENT_RUN_ENV, TRACKING_URI_ENV
 
 if TYPE_CHECKING:  # torch is imported where a model is logged: flows import this module
     import torch
@@ -67,7 +68,7 @@ STAGE_HASH_ERROR_TAG = "dvc.stage_hash_error"  # why a DVC stage's run has no dv
 
 def tracking_uri(cfg: TrackingConfig, root: str | Path = ".") -> str:
     """The URI in force; a relative ``sqlite:///`` path is anchored at the project root."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri
+    uri = os.environ.get(TRACKING_URI_ENV) or cfg.uri
     match = re.fullmatch(r"sqlite:///(?!/)(.+)", uri)
     if match:
         uri = f"sqlite:///{(Path(root) / match.group(1)).resolve()}"
@@ -195,7 +196,7 @@ def _context_tags(root: str | Path) -> dict[str, str]:
     commit = execution.git_commit(root)
     if commit:
         tags.update({"git_commit": commit, GIT_TAG: commit})
-    flow_run = os.environ.get(execution.FLOW_RUN_ENV)
+    flow_run = os.environ.get(FLOW_RUN_ENV)
     if flow_run:
         tags["prefect.flow_run_id"] = flow_run
     return tags
@@ -214,7 +215,7 @@ def _stage_tags(client: MlflowClient, run_id: str | None, root: str | Path) -> d
             prefix = f"dvc.{stage.split('@')[0]}."
     tags = {f"{prefix}stage": stage}
     try:
-        stage_hash = execution.dvc_stage_hash(os.environ.get(execution.DVC_ROOT_ENV) or root)
+        stage_hash = execution.dvc_stage_hash(os.environ.get(DVC_ROOT_ENV) or root)
     except execution.StageHashError as err:
         # Said on stderr and on the run; the stage's results do not depend on a tag.
         _warn(f"no {prefix}stage_hash tag for DVC stage {stage}: {err}")
@@ -239,11 +240,11 @@ def _parent_run(
     """The parent run of this study execution: the flow's, or the one keyed by the execution
     key (found or, with ``create``, created under a file lock, so parallel stages agree on
     one); None when not found and not to be created."""
-    given = os.environ.get(execution.PARENT_RUN_ENV)
+    given = os.environ.get(PARENT_RUN_ENV)
     if given:
         if not _run_exists(client, given, experiment_id):
             raise GanstudyError(
-                f"{execution.PARENT_RUN_ENV}={given} is not a run of study {study!r}'s "
+                f"{PARENT_RUN_ENV}={given} is not a run of study {study!r}'s "
                 f"experiment at {client.tracking_uri}"
             )
         return given
@@ -429,7 +430,7 @@ def finish_study_run(
             Run(parent, client).log_metrics(metrics)
         if report_dir is not None:
             client.log_artifacts(parent, str(report_dir), artifact_path="report")
-        if not os.environ.get(execution.PARENT_RUN_ENV):
+        if not os.environ.get(PARENT_RUN_ENV):
             client.set_terminated(parent, status="FINISHED")
     except STORE_ERRORS as err:
         raise _unavailable(uri, err) from None

@@ -35,8 +35,9 @@ def harness():
 
 class FakeProject:
     """Stands in for ``pipelines.study.run``: DVC's graph is STUDY, an item takes ``seconds``
-    (items in ``failing`` fail each time), ``dvc status`` prints ``status`` until an item runs,
-    tracking answers.
+    (items in ``failing`` fail each time), ``dvc status`` prints ``status`` until an item runs;
+    and for the flow's ``begin_study_run`` / ``end_study_run`` (``patch``), recorded in
+    ``tracking``.
     Records each attempt's item and environment and the peak number of items at once."""
 
     def __init__(self, failing: tuple[str, ...] = (), status: dict | None = None):
@@ -49,9 +50,6 @@ class FakeProject:
     def __call__(self, cmd: list[str], project_dir, env=None) -> subprocess.CompletedProcess:
         if cmd[1] == str(GRAPH_SCRIPT):
             return self._done(json.dumps(STUDY))
-        if cmd[1] == "-c":  # ganstudy.tracking.<cmd[3]>(*args)
-            self.tracking.append([cmd[3], *json.loads(cmd[4])])
-            return self._done('"parent-1"' if cmd[3] == "begin_study_run" else "null")
         if "status" in cmd:
             return self._done(json.dumps(self.status))
         return self._repro(cmd[-1], env or {})
@@ -69,6 +67,19 @@ class FakeProject:
             return subprocess.CompletedProcess([], 1, "Running stage\n", f"{item}: loss is NaN\n")
         return self._done(f"Running stage '{item}':\n")
 
+    def patch(self, monkeypatch) -> None:
+        """Fake the project's commands and the flow's MLflow parent run."""
+        monkeypatch.setattr(study_module, "run", self)
+        monkeypatch.setattr(study_module, "begin_study_run", self.begin_study_run)
+        monkeypatch.setattr(study_module, "end_study_run", self.end_study_run)
+
+    def begin_study_run(self, *args: object) -> str:
+        self.tracking.append(["begin_study_run", *args])
+        return "parent-1"
+
+    def end_study_run(self, *args: object) -> None:
+        self.tracking.append(["end_study_run", *args])
+
     @staticmethod
     def _done(stdout: str) -> subprocess.CompletedProcess:
         return subprocess.CompletedProcess([], 0, stdout, "")
@@ -80,7 +91,7 @@ class FakeProject:
 @pytest.fixture
 def fake(monkeypatch) -> FakeProject:
     fake = FakeProject()
-    monkeypatch.setattr(study_module, "run", fake)
+    fake.patch(monkeypatch)
     no_delay = study_module.repro_item.with_options(retry_delay_seconds=0)
     monkeypatch.setattr(study_module, "repro_item", no_delay)
     return fake

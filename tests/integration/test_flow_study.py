@@ -42,7 +42,7 @@ class FakeStudyProject(FakeProject):
 @pytest.fixture
 def fake(monkeypatch) -> FakeStudyProject:
     fake = FakeStudyProject(bad_study="nope")
-    monkeypatch.setattr(study_module, "run", fake)
+    fake.patch(monkeypatch)
     no_delay = study_module.repro_item.with_options(retry_delay_seconds=0)
     monkeypatch.setattr(study_module, "repro_item", no_delay)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

@@ -7,13 +7,14 @@ from ganstudy.cli import main
 from ganstudy.errors import GanstudyError
 from ganstudy.study.studies import (
     SIZES,
-    STUDY_FOLDERS,
     apply,
+    committed_params,
     dvc_command,
     experiment_name,
     load_study,
     overrides,
     resolved_params,
+    study_folders,
     study_names,
 )
 from tests.conftest import ROOT
@@ -50,8 +51,15 @@ def test_tiny_sizes_stay_offline_and_small():
 
 def test_each_study_run_has_its_own_folders():
     a, b = overrides("variants", "quick", ROOT), overrides("variants", "full", ROOT)
-    for key, top in STUDY_FOLDERS.items():
+    for key, top in study_folders(ROOT).items():
         assert a[f"paths.{key}"] == f"{top}/variants-quick" != b[f"paths.{key}"]
+
+
+def test_study_folders_are_params_yaml_paths_but_raw():
+    folders = study_folders(ROOT)
+    paths = committed_params(ROOT)["paths"]  # a study run may have changed the workspace's
+    assert folders == {k: v for k, v in paths.items() if k != "raw"}
+    assert set(folders) == {"processed", "augmented", "reference", "models", "metrics", "report"}
 
 
 def test_dvc_command_sets_every_override_as_yaml():

@@ -8,6 +8,7 @@ import torch
 
 from ganstudy.errors import GanstudyError
 from ganstudy.io import REBUILD, array_digest, read_json, read_npz, write_json, write_npz
+from ganstudy.names import MANIFEST_NAME
 
 Split = tuple[np.ndarray, np.ndarray]  # images (N, H, W, C) uint8, labels (N,) int64
 
@@ -27,7 +28,7 @@ def write_manifest(
     """Counts per class and content hashes of every split, for humans and for checks."""
     any_images = next(iter(splits.values()))[0]
     write_json(
-        folder / "manifest.json",
+        folder / MANIFEST_NAME,
         {
             "dataset": dataset,
             "classes": classes,
@@ -47,7 +48,7 @@ def write_manifest(
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / "manifest.json"
+    path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise GanstudyError(f"{path}: missing; run the stage that produces it (dvc repro)")
     manifest = read_json(path)

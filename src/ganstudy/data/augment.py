@@ -4,12 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 from tqdm import tqdm
 
+from ganstudy._torchvision import ensure_torchvision_imports
 from ganstudy.config import AugmentConfig
 from ganstudy.data.arrays import Split, load_split, read_manifest, save_split, write_manifest
 from ganstudy.io import atomic_dir
+
+ensure_torchvision_imports()  # before torchvision: its C++ ops do not load on the CPU torch
+from torchvision.transforms import v2  # noqa: E402
 
 
 def classic_transform(cfg: AugmentConfig) -> v2.Transform:

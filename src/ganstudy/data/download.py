@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_path, copy_into, file_digest
+from ganstudy.names import DATA_HOME_ENV
 
 TIMEOUT_S = 60
 
@@ -34,7 +35,7 @@ class RemoteFile:
 def cache_home() -> Path:
     """Where downloads are kept between runs, and where users can place files by hand."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ganstudy"
-    return Path(os.environ.get("GANSTUDY_DATA_HOME", default))
+    return Path(os.environ.get(DATA_HOME_ENV, default))
 
 
 def download(url: str, dest: Path, md5: str | None = None) -> Path:

@@ -3,8 +3,12 @@ backbones, the reference stage's cached real features, and the ``registry`` of w
 computes.
 
 Metric names carry their protocol: ``<kind>_<backbone>_<n>_<reference split>``, e.g.
-``fid_domain_10k_test``.
+``fid_domain_10k_test``; one value per class adds ``_class<k>`` (``PER_CLASS`` finds those).
 """
+
+import re
+
+PER_CLASS = re.compile(r"_class\d+$")  # fid_domain_10k_test_class3: one class's value
 
 
 def count_label(n: int) -> str:

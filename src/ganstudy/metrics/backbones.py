@@ -169,7 +169,7 @@ def to_inception_input(x: torch.Tensor) -> torch.Tensor:
 @BACKBONES.register("domain")
 def _domain(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device) -> Backbone:
     from ganstudy.metrics.domain import load_classifier
-    from ganstudy.metrics.reference import CLASSIFIER_NAME
+    from ganstudy.names import CLASSIFIER_NAME
 
     if reference_dir is None:
         raise GanstudyError("the domain backbone needs the reference stage's folder")
@@ -229,6 +229,9 @@ def _inception(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.de
             f"put {PYTORCH_FID_WEIGHTS} (from github.com/mseitzer/pytorch-fid releases) there "
             "or set evaluate.inception_weights to its path, or use backbone inception-ts"
         )
+    from ganstudy._torchvision import ensure_torchvision_imports
+
+    ensure_torchvision_imports()  # pytorch-fid imports torchvision
     import pytorch_fid.inception as pfi
 
     state, classifier = read_inception_weights(path)

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganstudy.config import PARAMS_FILE, EvaluateConfig, StudyConfig, TrackingConfig
+from ganstudy.config import EvaluateConfig, StudyConfig, TrackingConfig
+from ganstudy.device import resolve_device
 from ganstudy.errors import GanstudyError
 from ganstudy.io import copy_into, read_json, write_json
 from ganstudy.metrics.backbones import load_backbone
@@ -14,10 +15,17 @@ from ganstudy.metrics.head import head_accuracy
 from ganstudy.metrics.reference import BACKBONE, load_reference
 from ganstudy.metrics.registry import compute_all
 from ganstudy.models import ImageSpec, build_gan, is_conditional, make_fakes, translates
+from ganstudy.names import (
+    CHECKPOINT_NAME,
+    CONFIG_FILE,
+    EVAL_SEED_OFFSET,
+    MEMORISATION_ARTIFACT,
+    PARAMS_FILE,
+    memorisation_path,
+    run_name,
+)
+from ganstudy.runs import load_checkpoint, read_per_class, read_run_id
 from ganstudy.tracking import start_run
-from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from ganstudy.training.loop import resolve_device
-from ganstudy.training.run import RUN_FILE, read_per_class, run_name
 
 
 @torch.no_grad()
@@ -41,7 +49,7 @@ def generate(
     G, _ = build_gan(state["arch"], ImageSpec(*state["image"]), state["arch_args"])
     G.load_state_dict(state[state.get("G_eval", "G")])
     G = G.to(device).eval()
-    gen = torch.Generator().manual_seed(state["config"]["seed"] + 20_000)  # disjoint from training
+    gen = torch.Generator().manual_seed(state["config"]["seed"] + EVAL_SEED_OFFSET)
     labels, images = None, None
     if translates(G):  # n source images, drawn with replacement
         if source is None:
@@ -71,11 +79,11 @@ def _generate_per_class(
     generator of class ``labels[i]`` from latent code ``z[i]`` (both drawn with the run's seed).
     The state is class 0's checkpoint with the run's resolved config (``config.json``: the run's
     seed, not the class's) and ``sample_labels``, so per-class FID scores each generator."""
-    config_file = run_dir / "config.json"
+    config_file = run_dir / CONFIG_FILE
     if not config_file.is_file():
         raise GanstudyError(f"{config_file}: missing; the train stage did not finish")
     first = load_checkpoint(run_dir / info["folders"][0] / CHECKPOINT_NAME)
-    gen = torch.Generator().manual_seed(info["seed"] + 20_000)  # disjoint from training
+    gen = torch.Generator().manual_seed(info["seed"] + EVAL_SEED_OFFSET)  # disjoint from training
     classes = torch.as_tensor(info["classes"])  # (K,)
     labels = classes[(torch.arange(n) % len(classes))[torch.randperm(n, generator=gen)]]  # (n,)
     z = torch.randn(n, first["z_dim"], generator=gen)  # (n, z_dim)
@@ -129,15 +137,6 @@ def _split(processed_dir: str | Path, name: str) -> tuple[torch.Tensor, torch.Te
     return to_model_range(x), torch.as_tensor(y, dtype=torch.long)
 
 
-MEMORISATION_ARTIFACT = "memorisation.png"  # the picture's name in the item's MLflow run
-
-
-def memorisation_path(out_path: str | Path) -> Path:
-    """``metrics/<variant>/<seed>.json`` -> ``metrics/<variant>/<seed>_memorisation.png``."""
-    out_path = Path(out_path)
-    return out_path.with_name(f"{out_path.stem}_memorisation.png")
-
-
 def save_memorisation_figure(
     images: torch.Tensor,
     feats: np.ndarray | None,
@@ -174,10 +173,12 @@ def evaluate_run(
     tracking: TrackingConfig,
     processed_dir: str | Path | None = None,
     params_path: str | Path = PARAMS_FILE,
+    memorisation: str | Path | None = None,
 ) -> dict[str, float]:
     """Write the run's metrics JSON and log the same values to its MLflow run (the item's run
     that train made; ``params_path`` finds the execution's parent run); with the processed
-    data folder, also ``<seed>_memorisation.png`` beside the JSON."""
+    data folder, also the memorisation picture at ``memorisation`` (default
+    ``names.memorisation_path(out_path)``: ``<seed>_memorisation.png`` beside the JSON)."""
     device = resolve_device(cfg.device)
     # (M, C, H, W) in [-1, 1] and (M,) labels: translation sources, memorisation
     train = None if processed_dir is None else _split(processed_dir, "train")
@@ -189,8 +190,7 @@ def evaluate_run(
         if accuracy is not None:
             metrics["head_accuracy_test"] = accuracy
     record = {**metrics, "step": state["step"], "seed": state["config"]["seed"]}
-    run_file = Path(run_dir) / RUN_FILE
-    run_id = read_json(run_file).get("run_id") if run_file.is_file() else None
+    run_id = read_run_id(run_dir)
     name = run_name(state["variant"], state["config"]["seed"])
     tags = {"variant": state["variant"], "seed": str(state["config"]["seed"]), "study": study.name}
     if processed_dir is not None:
@@ -216,6 +216,6 @@ def evaluate_run(
                 run.log_artifact(figure)
         # Local outputs only now: a tracking store that is down leaves the last ones as they were.
         if figure is not None:
-            copy_into(figure, memorisation_path(out_path))
+            copy_into(figure, memorisation or memorisation_path(out_path))
     write_json(out_path, record)
     return record

@@ -124,6 +124,9 @@ def frechet_distance_reference(
         GanstudyError: the value is not finite.
     """
     # Imported here: pytorch-fid pulls in torchvision, which the fast path does not need.
+    from ganstudy._torchvision import ensure_torchvision_imports
+
+    ensure_torchvision_imports()
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     with warnings.catch_warnings():  # pytorch-fid 0.3.0 passes scipy's deprecated `disp`

@@ -10,8 +10,8 @@ import torch
 
 from ganstudy.models import ImageSpec, build_gan, has_classifier, is_conditional
 from ganstudy.models.sgan import HEAD_STATS_IMAGES, classifier_accuracy
-from ganstudy.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from ganstudy.training.run import PER_CLASS_FILE
+from ganstudy.names import CHECKPOINT_NAME, PER_CLASS_FILE
+from ganstudy.runs import load_checkpoint
 
 
 def head_accuracy(

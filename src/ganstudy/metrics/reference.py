@@ -17,6 +17,7 @@ import numpy as np
 
 from ganstudy.config import EvaluateConfig, ReferenceConfig
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
+from ganstudy.device import resolve_device
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, read_json, read_npy, write_json, write_npy
 from ganstudy.metrics import metric_name
@@ -24,10 +25,9 @@ from ganstudy.metrics.backbones import load_backbone
 from ganstudy.metrics.domain import accuracy, extract, save_classifier, train_classifier
 from ganstudy.metrics.fid import frechet_distance, gaussian_stats, load_stats, save_stats
 from ganstudy.metrics.inception_score import inception_score
-from ganstudy.training.loop import resolve_device
+from ganstudy.names import CLASSIFIER_NAME
 
 BACKBONE = "domain"
-CLASSIFIER_NAME = "classifier.pt"
 BACKBONE_DIR, BACKBONE_FILE = "backbone", "backbone.json"
 
 

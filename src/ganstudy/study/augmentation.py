@@ -30,13 +30,19 @@ from typing import Any
 
 import torch
 
-from ganstudy.config import PARAMS_FILE, DownstreamConfig, StudyConfig, TrackingConfig
+from ganstudy.config import DownstreamConfig, StudyConfig, TrackingConfig
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
+from ganstudy.device import resolve_device
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_json, write_json
+from ganstudy.names import (
+    DOWNSTREAM_ORDER_SEED_OFFSET,
+    PARAMS_FILE,
+    downstream_run_name,
+    sources_path,
+)
 from ganstudy.plots import save_grid
 from ganstudy.study.classifier import classification_metrics, predict_proba, train_classifier
-from ganstudy.training.loop import resolve_device
 
 CLASSIC = "classic"  # the arm name of classic augmentation alone
 GRID_PER_SOURCE = 16  # images of each source (real, classic, synthetic) in the arm's picture
@@ -99,7 +105,8 @@ def quality_gate(metrics: dict[str, Any], max_class_fid: float | None) -> dict[s
 
 def nested_order(n: int, seed: int) -> torch.Tensor:
     """A seeded permutation of range(n); count c takes its first c entries."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed + 30_000))
+    gen = torch.Generator().manual_seed(seed + DOWNSTREAM_ORDER_SEED_OFFSET)
+    return torch.randperm(n, generator=gen)
 
 
 def synthetic_images(run_dir: str | Path, n: int, batch_size: int, device: torch.device) -> Images:
@@ -211,12 +218,6 @@ def run_arm(
     }
 
 
-def grid_path(out_path: str | Path) -> Path:
-    """``.../<arm>/<seed>.json`` -> ``.../<arm>/<seed>_sources.png``."""
-    out_path = Path(out_path)
-    return out_path.with_name(f"{out_path.stem}_sources.png")
-
-
 def run_downstream(
     arm: str,
     seed: int,
@@ -229,16 +230,17 @@ def run_downstream(
     run_dir: str | Path | None = None,
     params_path: str | Path = PARAMS_FILE,
     metrics_path: str | Path | None = None,
+    sources: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The downstream stage: ``run_arm``, its JSON and picture, and an MLflow run
+    """The downstream stage: ``run_arm``, its JSON, its picture at ``sources`` (default
+    ``names.sources_path(out_path)``: ``<seed>_sources.png`` beside the JSON) and an MLflow run
     ``downstream-<arm>-seed<s>`` (a child of the execution's parent run, found with
     ``params_path``) whose metrics are logged with the count as the step."""
     from ganstudy.tracking import start_run
 
     started = time.perf_counter()
-    record = run_arm(
-        arm, seed, processed_dir, augmented_dir, cfg, run_dir, grid_path(out_path), metrics_path
-    )
+    sources = sources or sources_path(out_path)
+    record = run_arm(arm, seed, processed_dir, augmented_dir, cfg, run_dir, sources, metrics_path)
     # What the page's wall time is made of (run_arm's own result stays free of it: equal inputs
     # give equal records).
     device = resolve_device(cfg.device)
@@ -252,7 +254,7 @@ def run_downstream(
         "study": study.name,
         "stage": "downstream",
     }
-    name = f"downstream-{arm}-seed{seed}"
+    name = downstream_run_name(arm, seed)
     with start_run(tracking, study.name, name, tags, params_path=params_path) as run:
         run.log_params({"downstream": cfg.model_dump(), "n_real": record["n_real"]})
         for count, scores in record["results"].items():
@@ -262,7 +264,7 @@ def run_downstream(
             run.log_metrics({"downstream/worst_class_fid": gate["worst"]})
             if gate["passed"] is not None:
                 run.log_metrics({"downstream/quality_gate_passed": float(gate["passed"])})
-        run.log_artifact(grid_path(out_path))
+        run.log_artifact(sources)
     write_json(out_path, record)
     return record
 

@@ -18,9 +18,9 @@ from scipy.stats import rankdata
 from torch import nn
 from tqdm import tqdm
 
+from ganstudy.device import make_deterministic, resolve_device
 from ganstudy.errors import GanstudyError
 from ganstudy.metrics.domain import extract
-from ganstudy.training.loop import make_deterministic, resolve_device
 
 MIN_SIZE = 8  # three 2x2 max-pools need at least 8 pixels per side
 EVAL_BATCH = 500  # images per forward pass when scoring (memory only; results do not depend on it)

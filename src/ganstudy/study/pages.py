@@ -31,8 +31,9 @@ from scipy import stats  # noqa: E402
 
 from ganstudy.errors import GanstudyError  # noqa: E402
 from ganstudy.io import copy_into, write_with  # noqa: E402
+from ganstudy.names import downstream_dir, metrics_path, sources_path  # noqa: E402
 from ganstudy.stats import format_ci, mean_ci, paired_test  # noqa: E402
-from ganstudy.study.augmentation import CLASSIC, arm_records, as_rows, grid_path  # noqa: E402
+from ganstudy.study.augmentation import CLASSIC, arm_records, as_rows  # noqa: E402
 from ganstudy.study.studies import Published, Study  # noqa: E402
 from ganstudy.tables import html_table, markdown_table
 
@@ -111,7 +112,7 @@ def augmentation_section(
     per-class sensitivity and specificity, the generators' per-class FID, the arms' source
     pictures, paired tests (classic vs real only; each GAN count vs its equal-size classic
     control, and vs the classic base as Frid-Adar et al. compare), published numbers."""
-    folder = metrics_dir / "downstream"
+    folder = downstream_dir(metrics_dir)
     records = arm_records(folder)
     df = pd.DataFrame(as_rows(records))
     if df.empty:
@@ -199,7 +200,7 @@ def augmentation_section(
 
     seed = int(df["seed"].min())
     for arm in arms:  # real | classic | synthetic rows of each arm, when the stage drew them
-        source = grid_path(folder / arm / f"{seed}.json")
+        source = sources_path(metrics_path(folder, arm, seed))
         if source.is_file():
             rel = f"figures/augmentation_{arm}_seed{seed}_sources.png"
             copy_into(source, out_dir / rel)

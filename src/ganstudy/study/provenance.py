@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from ganstudy.config import PARAMS_FILE, StudyConfig, TrackingConfig
-from ganstudy.io import read_json
-from ganstudy.training.run import RUN_FILE
+from ganstudy.config import StudyConfig, TrackingConfig
+from ganstudy.names import PARAMS_FILE
+from ganstudy.runs import read_run_id
 
 UI = "http://127.0.0.1:5000"  # `make mlflow-ui` (MLFLOW_PORT 5000)
 # MLflow 3.17's UI shows an experiment in its GenAI view unless the browser picked "Model
@@ -115,8 +115,7 @@ def _mlflow_rows(
     ]
     for variant in study.variants:
         for seed in study.seeds:
-            run_file = models_dir / variant / str(seed) / RUN_FILE
-            run_id = read_json(run_file).get("run_id") if run_file.is_file() else None
+            run_id = read_run_id(models_dir / variant / str(seed))
             if run_id:
                 link = ui_link(eid, run_id) if eid else run_id
                 rows.append((f"MLflow run {variant} seed {seed}", link))

@@ -22,14 +22,13 @@ import pandas as pd
 from ganstudy.config import Params
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, read_csv, read_json, write_text
+from ganstudy.names import HEAD_VAL_METRIC, HISTORY_NAME, MANIFEST_NAME, TIMING_FILE
 from ganstudy.plots import save_validation_curves
 from ganstudy.report import collect_runs
 from ganstudy.stats import choose_length, mean_ci
 from ganstudy.study.pages import study_section
 from ganstudy.study.studies import Study, load_study, resolved_params, target_params
 from ganstudy.tables import markdown_table
-from ganstudy.training.loop import HISTORY_NAME
-from ganstudy.training.run import HEAD_VAL_METRIC, TIMING_FILE
 
 RESULTS_DIR = "docs/results"
 
@@ -96,7 +95,7 @@ def _made_with(name: str, size: str, params: Params, root: Path) -> list[list[st
     """How the size was made: (what, value) rows."""
     paths = params.paths
     timings = _timings(root / paths.models, params, name, size)
-    manifest_path = root / paths.processed / params.download.dataset / "manifest.json"
+    manifest_path = root / paths.processed / params.download.dataset / MANIFEST_NAME
     manifest = read_json(manifest_path) if manifest_path.is_file() else {}
     splits = manifest.get("splits", {})
     rows = [

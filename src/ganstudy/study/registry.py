@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganstudy.config import PARAMS_FILE, StudyConfig, TrackingConfig
-from ganstudy.io import read_json
+from ganstudy.config import StudyConfig, TrackingConfig
+from ganstudy.metrics import PER_CLASS
+from ganstudy.names import PARAMS_FILE
+from ganstudy.runs import read_per_class, read_run_id
 from ganstudy.study.provenance import ui_link
-from ganstudy.training.run import RUN_FILE, read_per_class
 
 
 def primary_fid(runs: pd.DataFrame) -> str | None:
@@ -33,8 +34,7 @@ def candidates(runs: pd.DataFrame, models_dir: str | Path) -> list:
         value = float(getattr(row, metric))
         if read_per_class(run_dir) is not None or not math.isfinite(value):
             continue
-        run_file = run_dir / RUN_FILE
-        run_id = read_json(run_file).get("run_id") if run_file.is_file() else None
+        run_id = read_run_id(run_dir)
         if run_id:
             found.append(Candidate(run_id, metric, value, str(row.variant), int(row.seed)))
     return found
@@ -76,8 +76,6 @@ def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
     """The report table's per-variant means as parent-run metrics ``<metric>/<variant>``: the
     UI groups charts by the part before the slash, so each metric's section holds a chart per
     variant. Per-class values and undefined means (no finite value) are left out."""
-    from ganstudy.report import PER_CLASS  # the table's rule; report imports this module lazily
-
     return {
         f"{row.metric}/{row.variant}": float(row.mean)
         for row in summary.itertuples(index=False)

@@ -18,18 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ganstudy.config import Params, _validate, read_yaml
 from ganstudy.errors import GanstudyError
+from ganstudy.names import PARAMS_FILE, study_run_name
 
 STUDIES_DIR = "studies"
 SIZES = ("tiny", "quick", "full")  # tests, 2 CPU cores in minutes, a GPU
-# A study run's folders: <top>/<name>-<size>/... (raw downloads stay shared: paths.raw).
-STUDY_FOLDERS = {
-    "processed": "data/processed",
-    "augmented": "data/augmented",
-    "reference": "data/reference",
-    "models": "models",
-    "metrics": "metrics",
-    "report": "report",
-}
+SHARED_FOLDERS = ("raw",)  # paths every study run shares: downloads are the same data
+
+
+def study_folders(root: str | Path = ".") -> dict[str, str]:
+    """The ``paths`` of the committed params.yaml a study run gets a folder under
+    (``<top>/<name>-<size>/...``): all but the shared ones (raw downloads)."""
+    paths = committed_params(root).get("paths")
+    if not isinstance(paths, dict):
+        raise GanstudyError("params.yaml at git HEAD has no `paths` section")
+    return {key: str(top) for key, top in paths.items() if key not in SHARED_FOLDERS}
 
 
 class Published(BaseModel):
@@ -107,8 +109,8 @@ def overrides(name: str, size: str, root: str | Path = ".") -> dict[str, Any]:
     study = load_study(name, root)
     if size not in study.sizes:
         raise GanstudyError(f"study {name!r} has no size {size!r}; sizes: {list(study.sizes)}")
-    run = f"{name}-{size}"
-    folders = {f"paths.{key}": f"{top}/{run}" for key, top in STUDY_FOLDERS.items()}
+    run = study_run_name(name, size)
+    folders = {f"paths.{key}": f"{top}/{run}" for key, top in study_folders(root).items()}
     return {**study.params, **study.sizes[size], "study.name": run, "report.study": name, **folders}
 
 
@@ -134,12 +136,12 @@ def committed_params(root: str | Path = ".") -> dict[str, Any]:
 
     try:
         out = subprocess.run(
-            ["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True, text=True
+            ["git", "show", f"HEAD:{PARAMS_FILE}"], cwd=root, capture_output=True, text=True
         )
     except OSError:
         out = None
     if out is None or out.returncode != 0:
-        return read_yaml(Path(root) / "params.yaml")
+        return read_yaml(Path(root) / PARAMS_FILE)
     data = yaml.safe_load(out.stdout)
     if not isinstance(data, dict):
         raise GanstudyError("params.yaml at git HEAD is not a mapping of sections")
@@ -170,7 +172,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def experiment_name(name: str, size: str, taken: set[str]) -> str:
     """``<name>-<size>``, or with ``-2``, ``-3``... when DVC already holds that experiment
     for this commit (DVC refuses to reuse a name)."""
-    base = f"{name}-{size}"
+    base = study_run_name(name, size)
     n = 1
     while (candidate := base if n == 1 else f"{base}-{n}") in taken:
         n += 1
@@ -179,7 +181,7 @@ def experiment_name(name: str, size: str, taken: set[str]) -> str:
 
 def latest_experiment(name: str, size: str, taken: set[str]) -> str | None:
     """The newest ``<name>-<size>[-n]`` experiment DVC holds for this commit, if any."""
-    base = f"{name}-{size}"
+    base = study_run_name(name, size)
     runs = [base] if base in taken else []
     runs += sorted(
         (t for t in taken if t.startswith(f"{base}-") and t[len(base) + 1 :].isdigit()),
@@ -203,7 +205,7 @@ def set_values(name: str, size: str, root: str | Path = ".") -> list[str]:
     Values are JSON, which DVC parses as YAML."""
     resolved_params(name, size, root)  # fail here, with our message, not inside a stage
     values = overrides(name, size, root)
-    workspace = flatten(read_yaml(Path(root) / "params.yaml"))
+    workspace = flatten(read_yaml(Path(root) / PARAMS_FILE))
     for key, value in flatten(target_params(name, size, root)).items():
         if key not in values and workspace.get(key, value) != value:
             values[key] = value
@@ -226,7 +228,7 @@ def write_params(name: str, size: str, root: str | Path = ".") -> None:
     for ``dvc exp run -S`` (comments and key order stay): what the study flow runs on."""
     from dvc.utils.hydra import apply_overrides
 
-    apply_overrides(Path(root) / "params.yaml", set_values(name, size, root))
+    apply_overrides(Path(root) / PARAMS_FILE, set_values(name, size, root))
 
 
 def shell_line(args: list[str]) -> str:

@@ -1,7 +1,7 @@
-"""Self-describing checkpoints: state dicts plus everything needed to rebuild the models.
+"""Training's side of checkpoints: the resume key a checkpoint must match, and the data digest.
 
-Loaded with ``torch.load(..., weights_only=True)``: only tensors, numbers, strings and
-containers are stored, never pickled code.
+The checkpoint file itself (format, save, load) is ``ganstudy.runs``, re-exported here: the
+stages after train read run folders without importing the loop.
 """
 
 import hashlib
@@ -12,17 +12,11 @@ from typing import Any
 import torch
 
 from ganstudy.codebase import PACKAGE, PACKAGE_DIR, closure
-from ganstudy.errors import GanstudyError
-from ganstudy.io import save_torch
-
-FORMAT = 1
-CHECKPOINT_NAME = "checkpoint.pt"
-# Only the latest checkpoint is kept (each one replaces the last atomically, so a kill never
-# leaves half a file); one that is damaged afterwards has no earlier one to fall back to.
-RESTART = (
-    "delete the run folder {} to train it from the start, "
-    "or restore it with `dvc checkout` if DVC has it"
-)
+from ganstudy.names import CHECKPOINT_NAME as CHECKPOINT_NAME
+from ganstudy.runs import FORMAT as FORMAT
+from ganstudy.runs import RESTART as RESTART
+from ganstudy.runs import load_checkpoint as load_checkpoint
+from ganstudy.runs import save_checkpoint as save_checkpoint
 
 
 def resume_key(resolved: dict[str, Any]) -> str:
@@ -58,23 +52,3 @@ def tensor_digest(x: torch.Tensor) -> str:
     """SHA-256 of a tensor's bytes (zero-copy through a memoryview)."""
     array = x.detach().cpu().contiguous().numpy()
     return hashlib.sha256(memoryview(array).cast("B")).hexdigest()[:16]
-
-
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    save_torch(path, {"format": FORMAT, **state})
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise GanstudyError(f"{path}: checkpoint missing; run the train stage first (dvc repro)")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 (torch raises many types for corrupt files)
-        why = f"corrupt or unreadable checkpoint ({type(err).__name__})"
-        raise GanstudyError(f"{path}: {why}; {RESTART.format(path.parent)}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise GanstudyError(
-            f"{path}: not a ganstudy checkpoint of format {FORMAT}; {RESTART.format(path.parent)}"
-        )
-    return state

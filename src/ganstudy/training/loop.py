@@ -12,7 +12,6 @@ on D's inputs (annealed to 0 over the run) and an exponential moving average (EM
 """
 
 import math
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
+from ganstudy.device import make_deterministic, resolve_device
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_csv, write_with
 from ganstudy.losses import Batch, Game, Stats, build_game
@@ -37,38 +37,16 @@ from ganstudy.models import (
     set_progress,
     translates,
 )
-from ganstudy.training.checkpoint import (
+from ganstudy.names import (
     CHECKPOINT_NAME,
-    RESTART,
-    load_checkpoint,
-    resume_key,
-    save_checkpoint,
-    tensor_digest,
+    HISTORY_NAME,
+    LABELLED_SEED_OFFSET,
+    SAMPLE_GRID_SEED_OFFSET,
 )
+from ganstudy.runs import RESTART, load_checkpoint, save_checkpoint
+from ganstudy.training.checkpoint import resume_key, tensor_digest
 
 Sink = Callable[[int, dict[str, float]], None]  # (iteration, named scalars) -> None
-HISTORY_NAME = "history.csv"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanstudyError(
-            f"device {name!r} requested but CUDA is not available (use auto or cpu)"
-        )
-    return torch.device(name)
-
-
-def make_deterministic(device: torch.device) -> None:
-    """Same seed, same device, same numbers on CUDA too: deterministic cuDNN/cuBLAS kernels
-    (ops without a deterministic kernel warn instead of failing)."""
-    if device.type != "cuda":
-        return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 @dataclass
@@ -115,7 +93,8 @@ def make_optimizer(
 
 
 def _fixed_noise(n: int, z_dim: int, seed: int, device: torch.device) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed + 10_000)  # one fixed grid per seed, CPU-drawn
+    # One fixed grid per seed, CPU-drawn.
+    gen = torch.Generator().manual_seed(seed + SAMPLE_GRID_SEED_OFFSET)
     return torch.randn(n, z_dim, generator=gen).to(device)
 
 
@@ -134,9 +113,9 @@ def labelled_subset(
             raise GanstudyError(f"labelled: {n} labels asked, the training split has {len(labels)}")
         if pick == "first":
             return torch.arange(n)
-        gen = torch.Generator().manual_seed(seed + 30_000)
+        gen = torch.Generator().manual_seed(seed + LABELLED_SEED_OFFSET)
         return torch.randperm(len(labels), generator=gen)[:n].sort().values
-    gen = torch.Generator().manual_seed(seed + 30_000)
+    gen = torch.Generator().manual_seed(seed + LABELLED_SEED_OFFSET)
     classes = labels.cpu().unique()
     if n < len(classes):
         raise GanstudyError(f"labelled: {n} labels cannot cover {len(classes)} classes")

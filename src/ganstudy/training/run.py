@@ -32,25 +32,29 @@ from ganstudy.models import (
     translates,
 )
 from ganstudy.models.sgan import HEAD_STATS_IMAGES, classifier_accuracy
-from ganstudy.plots import save_grid, save_loss_curves
-from ganstudy.tracking import Run, start_run
-from ganstudy.training.checkpoint import (
+from ganstudy.names import (
     CHECKPOINT_NAME,
-    load_checkpoint,
-    resume_key,
-    tensor_digest,
+    CONFIG_FILE,
+    HEAD_VAL_METRIC,
+    LOSS_PLOT_NAME,
+    PER_CLASS_FILE,
+    RUN_FILE,
+    SAMPLE_GRID_SEED_OFFSET,
+    SAMPLES_DIR,
+    SAMPLES_NAME,
+    TIMING_FILE,
+    class_folder,
+    run_name,
+    sample_grid_path,
 )
+from ganstudy.plots import save_grid, save_loss_curves
+from ganstudy.runs import load_checkpoint
+from ganstudy.runs import read_per_class as read_per_class
+from ganstudy.tracking import Run, start_run
+from ganstudy.training.checkpoint import resume_key, tensor_digest
 from ganstudy.training.loop import resolve_device, resolved_config, train_gan
 
-RUN_FILE = "run.json"  # links the run folder to its MLflow run
-SAMPLES_NAME = "samples.png"
-LOSS_PLOT_NAME = "loss.png"
-PER_CLASS_FILE = "per_class.json"  # marks a per-class run folder: classes, names, subfolders
 MAX_CLASSES = 1000  # class seeds seed * 1000 + k stay distinct across seeds and classes
-
-
-def run_name(variant: str, seed: int) -> str:
-    return f"{variant}-seed{seed}"
 
 
 def train_variant(
@@ -111,8 +115,8 @@ def train_variant(
         write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": key})
 
         def on_samples(step: int, samples: torch.Tensor) -> None:
-            path = save_grid(samples, out_dir / "samples" / f"step_{step:06d}.png")
-            run.log_artifact(path, "samples")
+            path = save_grid(samples, sample_grid_path(out_dir, step))
+            run.log_artifact(path, SAMPLES_DIR)
 
         started = time.perf_counter()
         result = train_gan(
@@ -135,18 +139,15 @@ def train_variant(
         record_timing(out_dir, seconds, result.step, result.resumed_from, device)
 
         # Export the final pictures and the generator.
-        copy_into(out_dir / "samples" / f"step_{result.step:06d}.png", out_dir / SAMPLES_NAME)
+        copy_into(sample_grid_path(out_dir, result.step), out_dir / SAMPLES_NAME)
         save_loss_curves(
             {f"seed {seed}": result.history}, out_dir / LOSS_PLOT_NAME, run_name(variant_name, seed)
         )
-        write_json(out_dir / "config.json", resolved)
+        write_json(out_dir / CONFIG_FILE, resolved)
         run.log_artifact(out_dir / LOSS_PLOT_NAME)
         run.log_artifact(out_dir / SAMPLES_NAME)
         run.log_generator(result.G)
     return out_dir
-
-
-TIMING_FILE = "timing.json"  # the run's training time, machine and code (results pages)
 
 
 def record_timing(
@@ -180,9 +181,6 @@ def original_count(manifest: dict[str, Any], n: int) -> int:
     return n // (copies + 1)
 
 
-HEAD_VAL_METRIC = "Head/accuracy_val"
-
-
 def head_validation(
     val_dir: str | Path, stats_images: torch.Tensor
 ) -> Callable[[torch.nn.Module], dict[str, float]]:
@@ -204,22 +202,10 @@ def head_validation(
 # Per-class runs (``VariantConfig.per_class``).
 
 
-def class_folder(k: int) -> str:
-    """The run folder of class ``k`` (an index of the manifest's classes), inside the run's."""
-    return f"class_{k}"
-
-
 def class_seed(seed: int, k: int) -> int:
     """Class ``k``'s training seed in a per-class run of ``seed``: ``seed * 1000 + k``, distinct
     for every (seed, class) pair while there are at most 1000 classes."""
     return seed * MAX_CLASSES + k
-
-
-def read_per_class(run_dir: str | Path) -> dict[str, Any] | None:
-    """A per-class run folder's ``per_class.json`` (seed, classes, names, folders, class seeds,
-    training images per class); None for a run folder of one model."""
-    path = Path(run_dir) / PER_CLASS_FILE
-    return read_json(path) if path.is_file() else None
 
 
 def check_per_class(variant_name: str, variant: VariantConfig, image: ImageSpec) -> None:
@@ -340,7 +326,7 @@ def _train_per_class(
         width = len(rows[0])
         save_grid(torch.cat(rows), out_dir / SAMPLES_NAME, nrow=width)
         save_loss_curves(histories, out_dir / LOSS_PLOT_NAME, run_name(variant_name, seed))
-        write_json(out_dir / "config.json", resolved)
+        write_json(out_dir / CONFIG_FILE, resolved)
         run.log_artifact(out_dir / LOSS_PLOT_NAME)
         run.log_artifact(out_dir / SAMPLES_NAME)
         run.log_artifact(out_dir / PER_CLASS_FILE)
@@ -377,14 +363,14 @@ def _train_class(
     k, folder = c["class"], out_dir / c["folder"]
 
     def on_samples(step: int, samples: torch.Tensor) -> None:
-        path = save_grid(samples, folder / "samples" / f"step_{step:06d}.png")
-        run.log_artifact(path, f"class{k}/samples")
+        path = save_grid(samples, sample_grid_path(folder, step))
+        run.log_artifact(path, f"class{k}/{SAMPLES_DIR}")
 
     sink = run.history_sink(resumed, prefix=f"class{k}/")
     result = train_gan(
         images, image, variant_name, variant, cfg, c["seed"], folder, sink, on_samples
     )
-    copy_into(folder / "samples" / f"step_{result.step:06d}.png", folder / SAMPLES_NAME)
+    copy_into(sample_grid_path(folder, result.step), folder / SAMPLES_NAME)
     return result.G, result.history
 
 
@@ -393,6 +379,7 @@ def _grid_row(G: torch.nn.Module, grid_size: int, seed: int) -> torch.Tensor:
     """A class's row of the run's sample grid: as many images as a side of a ``grid_size``
     grid, from latent codes drawn with the run's seed (the same codes for every class)."""
     width = math.ceil(math.sqrt(grid_size))
-    z = torch.randn(width, G.z_dim, generator=torch.Generator().manual_seed(seed + 10_000))
+    gen = torch.Generator().manual_seed(seed + SAMPLE_GRID_SEED_OFFSET)
+    z = torch.randn(width, G.z_dim, generator=gen)
     device = next(G.parameters()).device
     return make_fakes(G.eval(), z.to(device), None).cpu()  # (width, C, H, W)
