@@ -28,8 +28,17 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = tuple(
         (
             "services",
             {
-                "io", "registry", "codebase", "execution", "_torchvision", "device", "runs",
-                "tracking", "stats", "plots", "tables",
+                "io",
+                "registry",
+                "codebase",
+                "execution",
+                "_torchvision",
+                "device",
+                "runs",
+                "tracking",
+                "stats",
+                "plots",
+                "tables",
             },
         ),  # fmt: skip
         ("data", {"data"}),
