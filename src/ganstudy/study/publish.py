@@ -23,12 +23,12 @@ from ganstudy.config import Params
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, read_csv, read_json, write_text
 from ganstudy.names import HEAD_VAL_METRIC, HISTORY_NAME, MANIFEST_NAME, TIMING_FILE
+from ganstudy.pages import markdown_table
 from ganstudy.plots import save_validation_curves
 from ganstudy.report import collect_runs
 from ganstudy.stats import choose_length, mean_ci
 from ganstudy.study.pages import study_section
 from ganstudy.study.studies import Study, load_study, resolved_params, target_params
-from ganstudy.tables import markdown_table
 
 RESULTS_DIR = "docs/results"
 
