@@ -122,6 +122,12 @@ class Page:
             )
         self.figures.append((caption, rel))
 
+    def image(self, alt: str, rel: str) -> None:
+        """A PNG at ``rel`` without a caption."""
+        self.md.append(f"![{alt}]({rel})\n")
+        self.html.append(f"<img src='{html.escape(rel)}' alt='{html.escape(alt)}'>")
+        self.figures.append((alt, rel))
+
     def raw(self, markdown: str, html_: str = "") -> None:
         """Markdown (ending in a newline) and HTML written as they are."""
         self.md.append(markdown)
