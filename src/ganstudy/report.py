@@ -1,5 +1,6 @@
 """The report stage: the study's table (mean ± CI over seeds), sample grids and loss curves,
-as Markdown and as one self-contained HTML page."""
+as Markdown and as one self-contained HTML page, both from one ``ganstudy.pages.Page``; with a
+study file, its section (``ganstudy.study.pages.study_section``) first."""
 
 from pathlib import Path
 

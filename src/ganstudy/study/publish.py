@@ -5,7 +5,8 @@ from what the study's executions left on disk (metrics, run folders, manifests),
 report code: the study's design, then for each size its section (tables, paired tests with the
 smallest detectable difference, published numbers beside ours), the validation curves its
 lengths are chosen from, and how it was made (command, git commit, params digest, machine,
-training time). Nothing is trained or scored here.
+training time). Nothing is trained or scored here. The Markdown is written with the report's
+page builder (``ganstudy.pages.Page``).
 """
 
 import hashlib
