@@ -1,4 +1,5 @@
-"""Pictures: sample grids and loss curves (PNG, written atomically)."""
+"""Pictures: sample grids, loss curves, validation curves and rate curves with confidence
+bands (PNG, written atomically)."""
 
 from pathlib import Path
 
@@ -82,6 +83,41 @@ def save_validation_curves(
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def save_rate_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    path: str | Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    divider: float | None = None,
+    marks: list[tuple[float, str]] | None = None,
+) -> Path:
+    """One line with markers per label: (x (S,), mean (S,), CI half-width (S,), NaN = no band)
+    with its band clipped to [0, 1] (a rate's bounds); a dotted vertical line at ``divider``
+    and a dashed horizontal line, labelled at the left, per (value, label) of ``marks``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, (x, mean, half) in curves.items():
+        (line,) = ax.plot(x, mean, marker="o", label=label)
+        band = np.nan_to_num(half)  # one seed: no interval
+        low, high = np.clip(mean - band, 0, 1), np.clip(mean + band, 0, 1)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
+    if divider is not None:
+        ax.axvline(divider, color="grey", linestyle=":", linewidth=1)
+    for value, text in marks or []:
+        ax.axhline(value, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     try:
         return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))

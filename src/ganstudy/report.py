@@ -1,8 +1,7 @@
 """The report stage: the study's table (mean ± CI over seeds), sample grids and loss curves,
-as Markdown and as one self-contained HTML page."""
+as Markdown and as one self-contained HTML page, both from one ``ganstudy.pages.Page``; with a
+study file, its section (``ganstudy.study.pages.study_section``) first."""
 
-import base64
-import html
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +17,10 @@ from ganstudy.names import (
     memorisation_path,
     metrics_path,
 )
+from ganstudy.pages import Page
 from ganstudy.plots import save_loss_curves
 from ganstudy.runs import read_per_class
 from ganstudy.stats import format_ci, mean_ci
-from ganstudy.tables import html_table, markdown_table
 
 NOT_METRICS = {"seed", "step"}
 # Data for `dvc plots` (dvc.yaml's top-level plots; the report's figures/ are its image plots).
@@ -171,40 +170,22 @@ def build_report(
             "All metrics use the domain classifier's feature space (see reference below); "
             "metric names give backbone, sample count and reference split."
         )
-        md = [f"# {title}", ""]
-        md += [] if section is None else [section.markdown, "", "## Every metric", ""]
-        md += [
-            note,
-            "",
-            markdown_table(header, body),
-            "",
-            "## How this report was made",
-            "",
-            markdown_table(["what", "value"], made_by),
-            "",
-            "## Reference (real data)",
-            "",
-            markdown_table(["metric", "value"], ref_rows),
-            "",
-        ]
-        md += [f"### {cap}\n\n![{cap}]({rel})\n" for cap, rel in figures]
-        write_text(tmp / "index.md", "\n".join(md))
-
-        imgs = "".join(
-            f"<figure><figcaption>{html.escape(cap)}</figcaption>"
-            f"<img src='data:image/png;base64,{_base64(tmp / rel)}'></figure>"
-            for cap, rel in figures
-        )
-        page = (
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            + ("" if section is None else section.inline_html(tmp) + "<h2>Every metric</h2>")
-            + f"<p>{html.escape(note)}</p>{html_table(header, body)}"
-            f"<h2>How this report was made</h2>{html_table(['what', 'value'], made_by)}"
-            f"<h2>Reference (real data)</h2>{html_table(['metric', 'value'], ref_rows)}"
-            f"<h2>Figures</h2>{imgs}</body></html>"
-        )
-        write_text(tmp / "index.html", page)
+        page = Page()
+        page.heading(title, 1)
+        if section is not None:
+            page.section(section)
+            page.heading("Every metric", 2)
+        page.text(note)
+        page.table(header, body)
+        page.heading("How this report was made", 2)
+        page.table(["what", "value"], made_by)
+        page.heading("Reference (real data)", 2)
+        page.table(["metric", "value"], ref_rows)
+        page.heading("Figures", 2, markdown=False)  # each Markdown figure has its own heading
+        for caption, rel in figures:
+            page.figure(caption, rel, titled=True)
+        write_text(tmp / "index.md", page.markdown())
+        write_text(tmp / "index.html", page.html_document(title, tmp))
         if tracking is not None and params_path is not None:
             from ganstudy.study.registry import close_execution
 
@@ -212,15 +193,3 @@ def build_report(
             # here keeps the old one, and the parent run holds exactly what the page shows.
             close_execution(summary, study, tracking, tmp, params_path)
     return Path(out_dir)
-
-
-def _base64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;"
-    "text-align:right}th{background:#f3f3f3}figure{display:inline-block;margin:0.5em;"
-    "vertical-align:top}img{max-width:100%;image-rendering:pixelated}"
-)

@@ -1,4 +1,6 @@
-"""Statistics over seeds: mean and Student-t confidence intervals, and paired comparisons."""
+"""Statistics over seeds: mean and Student-t confidence intervals, paired (t, Wilcoxon) and
+unpaired (Welch) comparisons, the smallest difference a design detects, ranks within seeds with
+Kendall's W and Friedman's test, and a training length from a validation curve."""
 
 import math
 from dataclasses import dataclass
@@ -151,3 +153,62 @@ def choose_length(
     return LengthChoice(
         int(x[first]), int(x[peak]), float(smooth[peak]), float(smooth[first]), rule
     )
+
+
+@dataclass(frozen=True)
+class WelchComparison:
+    n: int  # values of the arm
+    n_baseline: int  # values of the baseline
+    diff: float  # mean(arm) - mean(baseline)
+    ci_low: float  # the two-sided interval of the difference (Welch-Satterthwaite df)
+    ci_high: float
+    pvalue: float  # two-sided
+
+
+def welch_test(
+    x: list[float] | np.ndarray, baseline: list[float] | np.ndarray, confidence: float = 0.95
+) -> WelchComparison | None:
+    """Arm ``x`` against ``baseline``, unpaired with unequal variances (scipy's ``ttest_ind``
+    with ``equal_var=False`` and its interval); None when a side has fewer than 2 values or
+    neither has any spread (the test is not defined)."""
+    a, b = np.asarray(x, np.float64), np.asarray(baseline, np.float64)
+    if min(len(a), len(b)) < 2 or a.var() + b.var() == 0:
+        return None
+    res = stats.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(confidence)
+    return WelchComparison(
+        len(a), len(b), float(a.mean() - b.mean()), ci.low, ci.high, float(res.pvalue)
+    )
+
+
+def fid_ranks(runs: pd.DataFrame, fid: str) -> pd.DataFrame:
+    """(seeds, variants) ranks of FID within each seed (1 = lowest; ties averaged), over the
+    seeds where every variant has a value; ``runs`` has one row per variant x seed."""
+    if runs.duplicated(["variant", "seed"]).any():
+        raise GanstudyError("runs hold a variant twice for one seed")
+    values = runs.assign(value=pd.to_numeric(runs[fid], errors="coerce"))
+    wide = values.pivot(index="seed", columns="variant", values="value")
+    wide = wide.reindex(columns=list(dict.fromkeys(runs["variant"]))).dropna()
+    ranked = stats.rankdata(wide.to_numpy(), axis=1) if len(wide) else wide.to_numpy()
+    return pd.DataFrame(ranked, index=wide.index, columns=wide.columns)
+
+
+def kendall_w(ranks: np.ndarray) -> float:
+    """Kendall's coefficient of concordance of (m raters, n objects) ranks, tie-corrected
+    (Kendall & Babington Smith 1939): 1 = every rater ranks alike, 0 = no agreement. NaN for
+    fewer than 2 raters or objects, or when every rater ties every object."""
+    ranks = np.asarray(ranks, np.float64)
+    m, n = ranks.shape if ranks.ndim == 2 else (0, 0)
+    if m < 2 or n < 2:
+        return math.nan
+    spread = ((ranks.sum(axis=0) - m * (n + 1) / 2) ** 2).sum()
+    counts = (np.unique(r, return_counts=True)[1] for r in ranks)  # tie groups per rater
+    ties = sum(float((t**3 - t).sum()) for t in counts)
+    denominator = m**2 * (n**3 - n) - m * ties
+    return math.nan if denominator <= 0 else float(12 * spread / denominator)
+
+
+def friedman_p(w: float, m: int, n: int) -> float:
+    """Friedman's test of no consistent order of ``n`` objects over ``m`` raters, from their
+    Kendall's W: chi2 = m (n - 1) W on n - 1 degrees of freedom."""
+    return float(stats.chi2.sf(m * (n - 1) * w, n - 1))

@@ -126,3 +126,31 @@ def test_choose_length_takes_the_first_step_near_the_smoothed_peak():
     assert choice.rule.startswith("the first iteration whose -log FID")
     with pytest.raises(GanstudyError, match="non-empty finite curve"):
         choose_length([], [])
+
+
+def test_welch_test_agrees_with_the_hand_formula_and_declines_without_spread():
+    from scipy import stats
+
+    from ganstudy.stats import welch_test
+
+    x, base = np.array([18.0, 21.0, 19.0, 24.0]), np.array([30.0, 32.0, 31.0, 33.0])
+    se2 = x.var(ddof=1) / 4 + base.var(ddof=1) / 4  # Welch-Satterthwaite by hand
+    df = se2**2 / ((x.var(ddof=1) / 4) ** 2 / 3 + (base.var(ddof=1) / 4) ** 2 / 3)
+    half = stats.t.ppf(0.975, df) * math.sqrt(se2)
+    t = welch_test(x, base, 0.95)
+    assert t is not None and (t.n, t.n_baseline) == (4, 4)
+    assert t.diff == pytest.approx(-11.0)
+    assert (t.ci_low, t.ci_high) == (pytest.approx(-11.0 - half), pytest.approx(-11.0 + half))
+    assert t.pvalue == pytest.approx(2 * stats.t.sf(11.0 / math.sqrt(se2), df))
+    assert welch_test([1.0], base) is None  # one value: no variance
+    assert welch_test([2.0, 2.0], [3.0, 3.0]) is None  # no spread on either side
+
+
+def test_friedman_p_from_kendalls_w():
+    from scipy import stats
+
+    from ganstudy.stats import friedman_p, kendall_w
+
+    ranks = np.array([[1, 2, 3], [1, 3, 2], [2, 1, 3], [1, 2, 3]], np.float64)
+    expected = stats.friedmanchisquare(*ranks.T).pvalue  # no ties: the same statistic
+    assert friedman_p(kendall_w(ranks), *ranks.shape) == pytest.approx(expected)

@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = tuple(
                 "tracking",
                 "stats",
                 "plots",
-                "tables",
+                "pages",
             },
         ),  # fmt: skip
         ("data", {"data"}),

@@ -8,14 +8,11 @@ from scipy import stats
 
 from ganstudy.errors import GanstudyError
 from ganstudy.io import write_json
+from ganstudy.pages import Section
 from ganstudy.plots import save_grid
-from ganstudy.study.pages import (
-    SAME,
-    Section,
-    fid_ranks,
-    kendall_w,
-    study_section,
-)
+from ganstudy.stats import fid_ranks, kendall_w
+from ganstudy.study.pages import study_section
+from ganstudy.study.section import SAME
 from ganstudy.study.studies import Published, Study
 
 T975 = {2: 4.302652729911275, 3: 3.182446305284263}  # Student t quantile 0.975 by df (tables)

@@ -5,7 +5,8 @@ from what the study's executions left on disk (metrics, run folders, manifests),
 report code: the study's design, then for each size its section (tables, paired tests with the
 smallest detectable difference, published numbers beside ours), the validation curves its
 lengths are chosen from, and how it was made (command, git commit, params digest, machine,
-training time). Nothing is trained or scored here.
+training time). Nothing is trained or scored here. The Markdown is written with the report's
+page builder (``ganstudy.pages.Page``).
 """
 
 import hashlib
@@ -23,12 +24,12 @@ from ganstudy.config import Params
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, read_csv, read_json, write_text
 from ganstudy.names import HEAD_VAL_METRIC, HISTORY_NAME, MANIFEST_NAME, TIMING_FILE
+from ganstudy.pages import Page
 from ganstudy.plots import save_validation_curves
 from ganstudy.report import collect_runs
 from ganstudy.stats import choose_length, mean_ci
 from ganstudy.study.pages import study_section
 from ganstudy.study.studies import Study, load_study, resolved_params, target_params
-from ganstudy.tables import markdown_table
 
 RESULTS_DIR = "docs/results"
 
@@ -132,8 +133,8 @@ def _shift(markdown: str, levels: int) -> str:
 def _size_part(
     study: Study, name: str, size: str, out: Path, root: Path
 ) -> tuple[list[str], pd.DataFrame]:
-    """The Markdown of one size (its figures written under ``out / size``) and its length
-    choices (one row per variant)."""
+    """The Markdown blocks of one size (joined by newlines; its figures written under
+    ``out / size``) and its length choices (one row per variant)."""
     params = resolved_params(name, size, root)
     paths, confidence = params.paths, params.report.confidence
     runs = collect_runs(root / paths.metrics, params.study)
@@ -142,9 +143,10 @@ def _size_part(
     text = section.markdown.replace(f"## {study.title}\n\n{study.description.strip()}\n", "", 1)
     for _, rel in section.figures:
         text = text.replace(f"]({rel})", f"]({size}/{rel})")
-    md = [f"## {params.download.dataset}: size `{size}`", ""]
-    md += [markdown_table(["", ""], _made_with(name, size, params, root)), ""]
-    md += [_shift(text, 1), ""]
+    page = Page()
+    page.heading(f"{params.download.dataset}: size `{size}`", 2)
+    page.table(["", ""], _made_with(name, size, params, root))
+    page.raw(_shift(text, 1) + "\n")  # the section, a blank line after it
     curves = validation_curves(root / paths.models, params)
     choices = []
     if not curves.frame.empty:
@@ -172,14 +174,16 @@ def _size_part(
             "validation accuracy",
             chosen,
         )
-        md += [f"### Validation curves ({curves.metric})", "", f"![validation]({size}/{rel})", ""]
+        page.heading(f"Validation curves ({curves.metric})")
+        page.image("validation", f"{size}/{rel}")
         body = [
             [c["variant"], str(c["length"]), str(c["peak_step"]), f"{c['peak']:.3f}"]
             for c in choices
         ]
         header = ["variant", "length by the rule", "peak at", "peak (smoothed)"]
-        md += [markdown_table(header, body), "", f"Rule: {choices[0]['rule']}.", ""]
-    return md, pd.DataFrame(choices)
+        page.table(header, body)
+        page.text(f"Rule: {choices[0]['rule']}.")
+    return page.md, pd.DataFrame(choices)
 
 
 SECTION_FILE = "section.md"  # a size's part of the page, under <results>/<size>/
@@ -188,9 +192,11 @@ LENGTHS_FILE = "lengths.csv"  # the length choices: per size, and all of them be
 
 def _write_size(study: Study, name: str, size: str, tmp: Path, root: Path) -> None:
     """One size's folder of the page: its section, its length choices and its figures."""
-    part, choices = _size_part(study, name, size, tmp, root)
-    part += [f"_Section made by `ganstudy study publish {name} --size {size}`._", ""]
-    write_text(tmp / size / SECTION_FILE, "\n".join(part))
+    blocks, choices = _size_part(study, name, size, tmp, root)
+    page = Page()
+    page.raw("\n".join(blocks))
+    page.text(f"_Section made by `ganstudy study publish {name} --size {size}`._")
+    write_text(tmp / size / SECTION_FILE, page.markdown())
     if not choices.empty:  # sizes without validation curves choose no length
         choices.to_csv(tmp / size / LENGTHS_FILE, index=False)
 
@@ -210,17 +216,19 @@ def _assemble(study: Study, name: str, tmp: Path) -> list[str]:
     """``index.md`` and ``lengths.csv`` from the size folders in ``tmp``, in the study's order
     of sizes; returns the sizes on the page."""
     sizes = [s for s in study.sizes if (tmp / s / SECTION_FILE).is_file()]
-    md = [f"# {study.title}", "", study.description, ""]
+    page = Page()
+    page.heading(study.title, 1)
+    page.text(study.description)
     if study.design:
-        md += ["## Design", ""] + [f"- {line}" for line in study.design] + [""]
+        page.heading("Design", 2)
+        page.bullets(study.design)
     for size in sizes:
-        md += [(tmp / size / SECTION_FILE).read_text().rstrip("\n"), ""]
-    md += [
-        "---",
-        f"Each section is made by `ganstudy study publish {name} --size <size>` from the "
-        "outputs of the command in its table; sections of sizes not named are kept.",
-    ]
-    write_text(tmp / "index.md", "\n".join(md) + "\n")
+        page.raw((tmp / size / SECTION_FILE).read_text().rstrip("\n") + "\n")
+    page.raw(
+        f"---\nEach section is made by `ganstudy study publish {name} --size <size>` from the "
+        "outputs of the command in its table; sections of sizes not named are kept.\n"
+    )
+    write_text(tmp / "index.md", page.markdown())
     frames = [read_csv(tmp / s / LENGTHS_FILE) for s in sizes if (tmp / s / LENGTHS_FILE).is_file()]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     frame.to_csv(tmp / LENGTHS_FILE, index=False)
