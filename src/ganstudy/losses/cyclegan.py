@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganstudy.errors import GanstudyError
-from ganstudy.losses import GAMES, Batch, Game, Noise, Stats, Update
+from ganstudy.losses import GAMES, Batch, Noise, Stats, StepGame, Update
 from ganstudy.models import translates
 
 D_UPDATES = ("joint", "separate")
@@ -69,11 +69,12 @@ def _check_players(G: nn.Module, D: nn.Module, batch: Batch) -> torch.Tensor:
     return batch.y
 
 
-@GAMES.register("cyclegan")
+@GAMES.add
 @dataclass
-class CycleGAN(Game):
+class CycleGAN(StepGame):
     """Zhu et al. 2017, CycleGAN (book ch. 9): LSGAN both ways + L1 cycle and identity losses."""
 
+    name = "cyclegan"
     description = (
         "CycleGAN: least squares on both PatchGANs + cycle_weight * L1(F(G(x)), x) + "
         "identity_weight * L1(G_into_d(x_d), x_d), summed over both domains"
@@ -147,16 +148,6 @@ class CycleGAN(Game):
             "D/score_fake": scores.mean().detach(),
         }
         return loss, stats
-
-    def d_loss(
-        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'cyclegan' has no single-batch D loss: it overrides d_step")
-
-    def g_loss(
-        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'cyclegan' has no single-batch G loss: it overrides g_step")
 
 
 def _d_stats(

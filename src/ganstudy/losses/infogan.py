@@ -21,9 +21,9 @@ from ganstudy.errors import GanstudyError
 from ganstudy.losses import (
     GAMES,
     Batch,
-    Game,
     Noise,
     Stats,
+    StepGame,
     Update,
     _check_positive,
     _logistic_terms,
@@ -57,11 +57,12 @@ def _check_players(G: nn.Module, D: nn.Module) -> None:
         )
 
 
-@GAMES.register("infogan")
+@GAMES.add
 @dataclass
-class InfoGAN(Game):
+class InfoGAN(StepGame):
     """Chen et al. 2016, InfoGAN: the non-saturating game plus a mutual-information term."""
 
+    name = "infogan"
     description = (
         "InfoGAN: non-saturating game + categorical_weight * CE + continuous_weight * Gaussian NLL"
         " of Q's guess of G's codes (G and D's Q head)"
@@ -105,14 +106,3 @@ class InfoGAN(Game):
             "G/information": info.detach(),
         }
         return loss.detach(), stats
-
-    # Its losses need G's codes, which only the steps have.
-    def d_loss(
-        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'infogan': D's loss needs G's codes, use d_step")
-
-    def g_loss(
-        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'infogan': G's loss needs G's codes, use g_step")

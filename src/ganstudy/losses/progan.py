@@ -9,11 +9,12 @@ from ganstudy.errors import GanstudyError
 from ganstudy.losses import GAMES, Stats, WassersteinGP, gradient_penalty
 
 
-@GAMES.register("progan")
+@GAMES.add
 @dataclass
 class ProGAN(WassersteinGP):
     """Karras et al. 2017: WGAN-GP's critic loss + drift * E[D(x)^2] on reals, one D step per G."""
 
+    name = "progan"
     description = (
         "ProGAN: WGAN-GP (gp_weight 10) + drift * E[D(x)^2] on D's real scores (drift 0.001), "
         "n_critic 1"

@@ -6,8 +6,10 @@ unsupervised cross-entropy of real (target 1) against fake (target 0); G plays t
 non-saturating game on the real/fake logit. The loop hands the labelled batch as
 ``Batch.labelled`` and hides every other label (``Batch.y`` is None).
 
-Game sgan-supervised is the book's baseline (§7.3): the same D trained on the labelled batch's
-cross-entropy alone, G left as built; the book's table compares their class heads on the test set.
+Game sgan is a loss game whose D step adds the supervised term to its real/fake loss. Game
+sgan-supervised, a step game with no loss on D's scores, is the book's baseline (§7.3): the same
+D trained on the labelled batch's cross-entropy alone, G left as built; the book's table compares
+their class heads on the test set.
 """
 
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganstudy.errors import GanstudyError
-from ganstudy.losses import GAMES, Batch, Game, Noise, Stats, Update
+from ganstudy.losses import GAMES, Batch, LossGame, Noise, Stats, StepGame, Update
 
 D_UPDATES = ("joint", "separate")
 
@@ -40,11 +42,12 @@ def unsupervised_term(D: nn.Module, x: torch.Tensor, is_real: bool) -> torch.Ten
     return F.softplus(-logit if is_real else logit).mean()
 
 
-@GAMES.register("sgan")
+@GAMES.add
 @dataclass
-class SemiSupervised(Game):
+class SemiSupervised(LossGame):
     """Salimans et al. 2016 semi-supervised GAN: supervised CE + real/fake BCE for D, NS for G."""
 
+    name = "sgan"
     description = (
         "semi-supervised GAN: D min class CE on the labelled batch + BCE(Z/(Z+1)) real vs fake, "
         "Z = sum exp(class logits); G max log D(G(z))"
@@ -103,11 +106,12 @@ class SemiSupervised(Game):
         return F.softplus(-d_fake).mean(), {"D/score_fake": torch.sigmoid(d_fake).mean().detach()}
 
 
-@GAMES.register("sgan-supervised")
+@GAMES.add
 @dataclass
-class SupervisedOnly(Game):
+class SupervisedOnly(StepGame):
     """GANs in Action §7.3 baseline: SGAN's D trained on the labelled batch's class CE only."""
 
+    name = "sgan-supervised"
     description = (
         "supervised baseline of the SGAN (book §7.3): D min class CE on the labelled batch; "
         "G is built but never updated"
@@ -115,7 +119,7 @@ class SupervisedOnly(Game):
     needs_classifier = True
     needs_labelled_batch = True
     arch = "sgan"
-    # G never changes (its phase makes no update). Not yet declared on Game (default True there).
+    # G never changes (its phase makes no update).
     trains_generator: ClassVar[bool] = False
     fakes_reusable: ClassVar[bool] = False  # no fakes: its D step never runs G
 
@@ -137,13 +141,3 @@ class SupervisedOnly(Game):
     ) -> tuple[torch.Tensor, Stats]:
         """No G step: G is not run and ``update`` is not called, so G keeps its initial weights."""
         return torch.zeros((), device=batch.real.device), {}
-
-    def d_loss(
-        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'sgan-supervised' has no real/fake loss; D learns in d_step")
-
-    def g_loss(
-        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'sgan-supervised' has no G loss: G is never trained")

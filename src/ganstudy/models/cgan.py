@@ -99,7 +99,6 @@ def build(
 
 
 ARCHITECTURES.add(
-    "cgan",
     Architecture(
         "cgan",
         "conditional GAN of GANs in Action ch. 8: z * embed(y) into the DCGAN G, label map as an "

@@ -226,7 +226,6 @@ def build(
 
 
 ARCHITECTURES.add(
-    "cyclegan",
     Architecture(
         "cyclegan",
         "CycleGAN of GANs in Action ch. 9: two U-Net generators (1,545,425 params each at "

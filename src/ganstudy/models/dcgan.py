@@ -271,7 +271,6 @@ def build(
 
 
 ARCHITECTURES.add(
-    "dcgan",
     Architecture(
         "dcgan",
         "DCGAN by image size: 28 GANs in Action ch. 4 (G 1,636,737 / D 95,105 params at 1 channel);"

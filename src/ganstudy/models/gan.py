@@ -52,7 +52,6 @@ def build(
 
 
 ARCHITECTURES.add(
-    "gan",
     Architecture(
         "gan",
         "fully connected GAN of GANs in Action ch. 3 (any size; G 114,064 / D 100,609 params "

@@ -126,7 +126,6 @@ def build(
 
 
 ARCHITECTURES.add(
-    "infogan",
     Architecture(
         "infogan",
         "InfoGAN (Chen et al. 2016): dcgan G on [noise, categorical, continuous codes] read off z,"

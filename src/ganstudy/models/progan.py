@@ -344,7 +344,6 @@ def build(
 
 
 ARCHITECTURES.add(
-    "progan",
     Architecture(
         "progan",
         "ProGAN (Karras et al. 2017; book ch. 6): grows 4x4 to the data's size (16-128) with "

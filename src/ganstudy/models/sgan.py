@@ -155,7 +155,6 @@ def classifier_accuracy(
 
 
 ARCHITECTURES.add(
-    "sgan",
     Architecture(
         "sgan",
         "semi-supervised GAN of GANs in Action ch. 7: DCGAN G; DCGAN D + Dropout(0.5) -> K class "

@@ -77,7 +77,6 @@ def build(image: ImageSpec, z_dim: int = 2, hidden: int = 256) -> tuple[nn.Modul
 
 
 ARCHITECTURES.add(
-    "vae",
     Architecture(
         "vae",
         "variational autoencoder of GANs in Action ch. 2 (fully connected, any size; encoder "

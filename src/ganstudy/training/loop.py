@@ -26,7 +26,7 @@ from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
 from ganstudy.device import make_deterministic, resolve_device
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_csv, write_with
-from ganstudy.losses import Batch, Game, Stats, build_game
+from ganstudy.losses import GAMES, Batch, Game, Stats, build_game
 from ganstudy.models import (
     ARCHITECTURES,
     ImageSpec,
@@ -43,8 +43,9 @@ from ganstudy.names import (
     LABELLED_SEED_OFFSET,
     SAMPLE_GRID_SEED_OFFSET,
 )
+from ganstudy.registry import check_keywords
 from ganstudy.runs import RESTART, load_checkpoint, save_checkpoint
-from ganstudy.training.checkpoint import resume_key, tensor_digest
+from ganstudy.training.checkpoint import TrainingState, resume_key, tensor_digest
 
 Sink = Callable[[int, dict[str, float]], None]  # (iteration, named scalars) -> None
 
@@ -81,6 +82,36 @@ def resolved_config(
     if variant.labelled is not None and originals is not None:
         resolved["labelled_from_first"] = originals
     return resolved
+
+
+def variant_networks(
+    variant_name: str, variant: VariantConfig, image: ImageSpec
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(G, D) of ``variant`` for ``image``; an unknown ``arch_args`` key is one line naming the
+    variant, the key and the keys the architecture accepts."""
+    return build_gan(variant.arch, image, variant.arch_args, _arch_args(variant_name, variant))
+
+
+def variant_game(variant_name: str, variant: VariantConfig) -> Game:
+    """The game of ``variant``; an unknown ``game_args`` key is one line naming the variant, the
+    key and the keys the game accepts."""
+    return build_game(variant.game, variant.game_args, _game_args(variant_name, variant))
+
+
+def check_variant_args(variant_name: str, variant: VariantConfig) -> None:
+    """The keys of ``variant``'s ``arch_args`` and ``game_args`` against those its architecture
+    and game accept, without building anything (any image size)."""
+    arch, game = ARCHITECTURES.get(variant.arch), GAMES.get(variant.game)
+    check_keywords(_arch_args(variant_name, variant), variant.arch_args, arch.keywords)
+    check_keywords(_game_args(variant_name, variant), variant.game_args, game.keywords())
+
+
+def _arch_args(variant_name: str, variant: VariantConfig) -> str:
+    return f"variant {variant_name!r}: arch_args of architecture {variant.arch!r}"
+
+
+def _game_args(variant_name: str, variant: VariantConfig) -> str:
+    return f"variant {variant_name!r}: game_args of game {variant.game!r}"
 
 
 def make_optimizer(
@@ -295,11 +326,11 @@ def train_gan(
 
     # Construct networks, game and optimizers.
     torch.manual_seed(seed)
-    G, D = build_gan(variant.arch, image, variant.arch_args)
+    G, D = variant_networks(variant_name, variant, image)
     G, D = G.to(device), D.to(device)
     if cfg.channels_last:  # in place: optimizers and state dicts see the same parameters
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    game = build_game(variant.game, variant.game_args)
+    game = variant_game(variant_name, variant)
     uses_labels = _check_players(variant, G, D, game, labels)
     opt = variant.optimizer
     fused = device.type == "cuda"
@@ -319,55 +350,33 @@ def train_gan(
     ema = make_ema(G, cfg.ema_beta)
     G_eval = G if ema is None else ema.module  # sampled, returned (logged to MLflow) and scored
     timed = (G, D) if ema is None else (G, D, ema.module)  # networks that may change with time
+    state = TrainingState(G, D, opt_G, opt_D, None if ema is None else ema.module, sampler, device)
 
     # Resume from the last checkpoint of the same config, if any.
     step, history = 0, []
     ckpt_path = out_dir / CHECKPOINT_NAME
     if ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)  # on CPU: RNG states must stay there
-        if state.get("resume_key") == key:
-            G.load_state_dict(state["G"])
-            D.load_state_dict(state["D"])
-            opt_G.load_state_dict(state["opt_G"])
-            if opt_D is not None:
-                opt_D.load_state_dict(state["opt_D"])
-            if ema is not None:
-                ema.module.load_state_dict(state["G_ema"])
-            torch.set_rng_state(state["rng_cpu"])
-            sampler.set_state(state["rng_sampler"])
-            if device.type == "cuda" and "rng_cuda" in state:
-                torch.cuda.set_rng_state(state["rng_cuda"], device)
-            step = state["step"]
+        saved = load_checkpoint(ckpt_path)  # on CPU: RNG states must stay there
+        if saved.get("resume_key") == key:
+            state.load_state_dict(saved)
+            step = saved["step"]
             history = _read_history(out_dir, step)
     out_dir.mkdir(parents=True, exist_ok=True)
     resumed_from = step
+    # What evaluate reads to rebuild G, and what a resume must match.
+    described = {
+        "variant": variant_name,
+        "arch": variant.arch,
+        "arch_args": variant.arch_args,
+        "game": variant.game,
+        "image": resolved["image"],
+        "z_dim": G.z_dim,
+        "config": resolved,
+        "resume_key": key,
+    }
 
     def checkpoint() -> None:
-        save_checkpoint(
-            ckpt_path,
-            {
-                "variant": variant_name,
-                "arch": variant.arch,
-                "arch_args": variant.arch_args,
-                "game": variant.game,
-                "image": resolved["image"],
-                "z_dim": G.z_dim,
-                "config": resolved,
-                "resume_key": key,
-                "step": step,
-                "G": G.state_dict(),  # the raw weights, for resuming
-                "G_eval": "G" if ema is None else "G_ema",  # the entry evaluate scores
-                **({} if ema is None else {"G_ema": ema.module.state_dict()}),  # no n_averaged
-                "D": D.state_dict(),
-                "opt_G": opt_G.state_dict(),
-                "opt_D": {} if opt_D is None else opt_D.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "rng_sampler": sampler.get_state(),
-                # On CUDA, Dropout draws from the device's own generator, not the CPU one: the
-                # run's device only (resuming with fewer or more GPUs visible still works).
-                **({"rng_cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-            },
-        )
+        save_checkpoint(ckpt_path, {**described, "step": step, **state.state_dict()})
         write_with(out_dir / HISTORY_NAME, lambda p: pd.DataFrame(history).to_csv(p, index=False))
 
     def update_d(loss: torch.Tensor) -> None:

@@ -1,8 +1,14 @@
 """The train stage: one variant x seed, from a data folder to a self-describing run folder.
 
-A ``per_class`` variant (Frid-Adar et al. 2018: one DCGAN per liver-lesion class) trains one
-independent unconditional model per class on that class's images alone; each class's run folder
-is ``class_<k>/`` inside the run folder, and ``per_class.json`` marks the folder as per-class.
+One path for every variant: ``train_variant`` makes a plan (``Plan``) of the models the run
+trains, then ``_train_run`` starts (or resumes) the item's one MLflow run, trains each model with
+``_train_model`` and writes the run folder's pictures, config and generators with ``_export``.
+A plan holds one model (``_one_model``: the whole split, in the run folder itself) or, for a
+``per_class`` variant (Frid-Adar et al. 2018: one DCGAN per liver-lesion class), one independent
+unconditional model per class trained on that class's images alone (``_one_per_class``): class
+k's folder is ``class_<k>/`` inside the run folder, its seed ``class_seed(seed, k)``, its MLflow
+scalars ``class<k>/...``, and ``per_class.json`` marks the folder as per-class. Each model
+resumes from its own checkpoint.
 """
 
 import hashlib
@@ -10,10 +16,10 @@ import math
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from ganstudy import execution
@@ -21,11 +27,9 @@ from ganstudy.config import PARAMS_FILE, TrainConfig, VariantConfig, load_sectio
 from ganstudy.data.arrays import load_split, read_manifest, to_model_range
 from ganstudy.errors import GanstudyError
 from ganstudy.io import copy_into, read_json, write_json
-from ganstudy.losses import build_game
 from ganstudy.models import (
     ARCHITECTURES,
     ImageSpec,
-    build_gan,
     has_classifier,
     is_conditional,
     make_fakes,
@@ -52,9 +56,47 @@ from ganstudy.runs import load_checkpoint
 from ganstudy.runs import read_per_class as read_per_class
 from ganstudy.tracking import Run, start_run
 from ganstudy.training.checkpoint import resume_key, tensor_digest
-from ganstudy.training.loop import resolve_device, resolved_config, train_gan
+from ganstudy.training.loop import (
+    TrainResult,
+    resolve_device,
+    resolved_config,
+    train_gan,
+    variant_game,
+    variant_networks,
+)
 
 MAX_CLASSES = 1000  # class seeds seed * 1000 + k stay distinct across seeds and classes
+
+Validate = Callable[[torch.nn.Module], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model a run trains, in its own folder with its own checkpoint."""
+
+    folder: Path  # the run folder itself, or class k's folder inside it
+    seed: int
+    images: torch.Tensor  # (N, C, H, W) in [-1, 1]
+    resume_key: str  # what its checkpoint must match to be resumed
+    legend: str  # its curve in the run's loss plot
+    generator: str  # its generator's MLflow model name
+    prefix: str = ""  # of its MLflow scalars and sample-grid artifacts
+    labels: torch.Tensor | None = None  # (N,) int64; None: trained without labels
+    originals: int | None = None  # the first this many images are originals (None: all)
+    validate: Validate | None = None  # held-out scalars of D, logged as it trains
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run trains and records: its models, the resolved config (``config.json``, MLflow
+    params), the run's resume key (``run.json``) and, for a per-class run, its index."""
+
+    models: list[Model]
+    resolved: dict[str, Any]
+    key: str
+    params: dict[str, Any]  # MLflow params
+    tags: dict[str, str]  # the run's own MLflow tags, beside the common ones
+    per_class: dict[str, Any] | None = None  # ``per_class.json``; None: one model
 
 
 def train_variant(
@@ -67,7 +109,7 @@ def train_variant(
 ) -> Path:
     """Train ``variant_name`` with ``seed`` on ``data_dir/train.npz``; write ``out_dir``. With
     ``val_dir`` (a folder holding ``val.npz``), a D with a single class head logs its validation
-    accuracy under the head protocol (``Head/accuracy_val``) as it trains."""
+    accuracy under the head protocol (``Head/accuracy_val``) as it trains (one model a run)."""
     study = load_section("study", params_path)
     cfg = load_section("train", params_path)
     tracking = load_section("tracking", params_path)
@@ -81,22 +123,12 @@ def train_variant(
     labels = torch.as_tensor(y, dtype=torch.long)  # (N,); used by conditional architectures only
     image = ImageSpec(images.shape[1], images.shape[2], len(manifest["classes"]))
     if variant.per_class:
-        return _train_per_class(
-            variant_name, variant, seed, manifest, images, labels, image, out_dir, params_path
+        plan = _one_per_class(
+            variant_name, variant, cfg, seed, manifest, images, labels, image, out_dir
         )
-    originals = original_count(manifest, len(x))
-    resolved = resolved_config(variant, cfg, seed, image, images, labels, originals)
-    key = resume_key(resolved)
-    validate = None if val_dir is None else head_validation(val_dir, images[:originals])
-
-    # Resume the MLflow run too when the checkpoint will be resumed.
-    previous = None
-    ckpt, run_file = out_dir / CHECKPOINT_NAME, out_dir / RUN_FILE
-    # Only a checkpoint of the same config, data and code is resumed (see train_gan).
-    same = ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == key
-    if same and run_file.is_file():
-        previous = read_json(run_file).get("run_id")
-
+    else:
+        plan = _one_model(variant, cfg, seed, manifest, images, labels, image, out_dir, val_dir)
+    previous = _previous_run(plan, out_dir)
     tags = {
         "variant": variant_name,
         "seed": str(seed),
@@ -104,50 +136,243 @@ def train_variant(
         "arch": variant.arch,
         "game": variant.game,
         "study": study.name,
+        **plan.tags,
     }
     with start_run(
-        tracking, study.name, run_name(variant_name, seed), tags, previous, params_path=params_path
+        tracking,
+        study.name,
+        run_name(variant_name, seed),
+        tags,
+        previous,
+        params_path=params_path,
     ) as run:
-        # Only now: a tracking store that is down leaves the folder as it was.
-        if previous is None:  # a fresh start: nothing of an earlier config may survive
-            shutil.rmtree(out_dir, ignore_errors=True)
-        run.log_params({**resolved, "dataset": manifest["dataset"], "n_train": len(x)})
-        write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": key})
-
-        def on_samples(step: int, samples: torch.Tensor) -> None:
-            path = save_grid(samples, sample_grid_path(out_dir, step))
-            run.log_artifact(path, SAMPLES_DIR)
-
-        started = time.perf_counter()
-        result = train_gan(
-            images,
-            image,
-            variant_name,
-            variant,
-            cfg,
-            seed,
-            out_dir,
-            # Resumed: the steps logged after the last checkpoint are not logged again.
-            sink=run.history_sink(resumed=run.run_id == previous),
-            on_samples=on_samples,
-            labels=labels,
-            originals=originals,
-            validate=validate,
-        )
-        device = resolve_device(variant.train_config(cfg).device)
-        seconds = time.perf_counter() - started
-        record_timing(out_dir, seconds, result.step, result.resumed_from, device)
-
-        # Export the final pictures and the generator.
-        copy_into(sample_grid_path(out_dir, result.step), out_dir / SAMPLES_NAME)
-        save_loss_curves(
-            {f"seed {seed}": result.history}, out_dir / LOSS_PLOT_NAME, run_name(variant_name, seed)
-        )
-        write_json(out_dir / CONFIG_FILE, resolved)
-        run.log_artifact(out_dir / LOSS_PLOT_NAME)
-        run.log_artifact(out_dir / SAMPLES_NAME)
-        run.log_generator(result.G)
+        _train_run(run, previous, plan, variant_name, variant, cfg, seed, image, out_dir)
     return out_dir
+
+
+def _one_model(
+    variant: VariantConfig,
+    cfg: TrainConfig,
+    seed: int,
+    manifest: dict[str, Any],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    image: ImageSpec,
+    out_dir: Path,
+    val_dir: str | Path | None,
+) -> Plan:
+    """The plan of a run of one model on the whole split, in the run folder itself."""
+    originals = original_count(manifest, len(images))
+    resolved = resolved_config(variant, cfg, seed, image, images, labels, originals)
+    key = resume_key(resolved)
+    validate = None if val_dir is None else head_validation(val_dir, images[:originals])
+    model = Model(
+        out_dir,
+        seed,
+        images,
+        key,
+        legend=f"seed {seed}",
+        generator="generator",
+        labels=labels,
+        originals=originals,
+        validate=validate,
+    )
+    params = {**resolved, "dataset": manifest["dataset"], "n_train": len(images)}
+    return Plan([model], resolved, key, params, {})
+
+
+def _one_per_class(
+    variant_name: str,
+    variant: VariantConfig,
+    cfg: TrainConfig,
+    seed: int,
+    manifest: dict[str, Any],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    image: ImageSpec,
+    out_dir: Path,
+) -> Plan:
+    """The plan of a per-class run: class k's model trains on the images of class k alone with
+    seed ``class_seed(seed, k)``, in ``class_<k>/``. The run's key covers every class's."""
+    check_per_class(variant_name, variant, image)
+    names = list(manifest["classes"])
+    if len(names) > MAX_CLASSES:
+        raise GanstudyError(f"per_class: {len(names)} classes; at most {MAX_CLASSES}")
+    subsets = [images[labels == k] for k in range(len(names))]  # (N_k, C, H, W) each
+    empty = [k for k, x in enumerate(subsets) if len(x) == 0]
+    if empty:
+        raise GanstudyError(f"per_class: classes {empty} have no training images")
+    classes = [
+        {
+            "class": k,
+            "name": names[k],
+            "folder": class_folder(k),
+            "seed": class_seed(seed, k),
+            "n_train": len(x),
+            "resume_key": resume_key(resolved_config(variant, cfg, class_seed(seed, k), image, x)),
+        }
+        for k, x in enumerate(subsets)
+    ]
+    resolved = {
+        **resolved_config(variant, cfg, seed, image, images),
+        "label_digest": tensor_digest(labels),  # the split into classes is part of the run
+        "per_class": classes,
+    }
+    key = hashlib.sha256("".join(c["resume_key"] for c in classes).encode()).hexdigest()[:16]
+    info = {
+        "seed": seed,
+        "classes": [c["class"] for c in classes],
+        "names": [c["name"] for c in classes],
+        "folders": [c["folder"] for c in classes],
+        "class_seeds": [c["seed"] for c in classes],
+        "n_train": [c["n_train"] for c in classes],
+    }
+    per_class = {  # one MLflow param per class and field, not one long string
+        f"class{c['class']}": {f: c[f] for f in ("name", "seed", "n_train")} for c in classes
+    }
+    params = {
+        **resolved,
+        "per_class": per_class,
+        "dataset": manifest["dataset"],
+        "n_train": len(images),
+    }
+    models = [
+        Model(
+            out_dir / c["folder"],
+            c["seed"],
+            x,
+            c["resume_key"],
+            legend=f"class {c['class']} ({c['name']})",
+            generator=f"generator_class{c['class']}",
+            prefix=f"class{c['class']}/",
+        )
+        for c, x in zip(classes, subsets, strict=True)
+    ]
+    return Plan(models, resolved, key, params, {"per_class": "true"}, info)
+
+
+def _previous_run(plan: Plan, out_dir: Path) -> str | None:
+    """The MLflow run of an earlier attempt (``run.json``) to resume: when the run's key is the
+    same and some model has a checkpoint of its own config to resume; else None (a fresh start)."""
+    run_file = out_dir / RUN_FILE
+    if not (run_file.is_file() and any(_resumable(m) for m in plan.models)):
+        return None
+    record = read_json(run_file)
+    return record.get("run_id") if record.get("resume_key") == plan.key else None
+
+
+def _train_run(
+    run: Run,
+    previous: str | None,
+    plan: Plan,
+    variant_name: str,
+    variant: VariantConfig,
+    cfg: TrainConfig,
+    seed: int,
+    image: ImageSpec,
+    out_dir: Path,
+) -> None:
+    """Train ``plan``'s models in the item's MLflow run ``run`` and export the run folder.
+    ``previous``: the MLflow run of an earlier attempt (None: a fresh start, which clears the
+    whole run folder); a model without a checkpoint of its own config restarts in a clean
+    folder."""
+    # Only now: a tracking store that is down leaves the folder as it was.
+    _clear_stale(out_dir, plan.models, fresh=previous is None)
+    if plan.per_class is not None:
+        write_json(out_dir / PER_CLASS_FILE, plan.per_class)
+    run.log_params(plan.params)
+    write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": plan.key})
+    # Resumed: the steps logged after the last checkpoint are not logged again.
+    resumed = run.run_id == previous
+    results = [
+        _train_model(run, m, image, variant_name, variant, cfg, resumed) for m in plan.models
+    ]
+    _export(run, plan, results, out_dir, variant_name, variant, cfg, seed)
+
+
+def _resumable(model: Model) -> bool:
+    """Whether ``model``'s folder holds a checkpoint of its config, data and code."""
+    ckpt = model.folder / CHECKPOINT_NAME
+    return ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == model.resume_key
+
+
+def _clear_stale(out_dir: Path, models: list[Model], fresh: bool) -> None:
+    """Remove the whole run folder (``fresh``), or the folders of models whose checkpoint is
+    not of their current config."""
+    if fresh:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    for model in models:
+        if not _resumable(model):
+            shutil.rmtree(model.folder, ignore_errors=True)
+
+
+def _train_model(
+    run: Run,
+    model: Model,
+    image: ImageSpec,
+    variant_name: str,
+    variant: VariantConfig,
+    cfg: TrainConfig,
+    resumed: bool,
+) -> TrainResult:
+    """Train (or resume, or find finished) one model of a run in its folder; record its
+    training time and copy its final sample grid. ``resumed``: ``run`` is the MLflow run of an
+    earlier attempt (its logged steps are not logged again)."""
+    folder = model.folder
+
+    def on_samples(step: int, samples: torch.Tensor) -> None:
+        path = save_grid(samples, sample_grid_path(folder, step))
+        run.log_artifact(path, f"{model.prefix}{SAMPLES_DIR}")
+
+    sink = run.history_sink(resumed, prefix=model.prefix)
+    started = time.perf_counter()
+    result = train_gan(
+        model.images,
+        image,
+        variant_name,
+        variant,
+        cfg,
+        model.seed,
+        folder,
+        sink,
+        on_samples,
+        labels=model.labels,
+        originals=model.originals,
+        validate=model.validate,
+    )
+    device = resolve_device(variant.train_config(cfg).device)
+    seconds = time.perf_counter() - started
+    record_timing(folder, seconds, result.step, result.resumed_from, device)
+    copy_into(sample_grid_path(folder, result.step), folder / SAMPLES_NAME)
+    return result
+
+
+def _export(
+    run: Run,
+    plan: Plan,
+    results: list[TrainResult],
+    out_dir: Path,
+    variant_name: str,
+    variant: VariantConfig,
+    cfg: TrainConfig,
+    seed: int,
+) -> None:
+    """The run folder's pictures (a per-class run: a row of samples per class, the same z in
+    every row; one model: its final grid, already in place), loss curves and config; the
+    generators to MLflow."""
+    if plan.per_class is not None:
+        grid_size = variant.train_config(cfg).grid_size
+        rows = [_grid_row(r.G, grid_size, seed) for r in results]
+        save_grid(torch.cat(rows), out_dir / SAMPLES_NAME, nrow=len(rows[0]))
+    histories = {m.legend: r.history for m, r in zip(plan.models, results, strict=True)}
+    save_loss_curves(histories, out_dir / LOSS_PLOT_NAME, run_name(variant_name, seed))
+    write_json(out_dir / CONFIG_FILE, plan.resolved)
+    run.log_artifact(out_dir / LOSS_PLOT_NAME)
+    run.log_artifact(out_dir / SAMPLES_NAME)
+    if plan.per_class is not None:
+        run.log_artifact(out_dir / PER_CLASS_FILE)
+    for m, r in zip(plan.models, results, strict=True):
+        run.log_generator(r.G, name=m.generator)
 
 
 def record_timing(
@@ -211,14 +436,14 @@ def class_seed(seed: int, k: int) -> int:
 def check_per_class(variant_name: str, variant: VariantConfig, image: ImageSpec) -> None:
     """One clear error, before any training, for a variant that cannot train per class: one
     class's data carry no labels to condition on, translate between, or semi-supervise with."""
-    game = build_game(variant.game, variant.game_args)
+    game = variant_game(variant_name, variant)
     why = None
     if ARCHITECTURES.get(variant.arch).uses_labels:  # known without building (any image size)
         why = f"architecture {variant.arch!r} trains on labels"
     elif game.needs_labelled_batch:
         why = f"game {variant.game!r} needs labelled batches"
     else:  # the networks' capabilities, for an architecture that does not declare them
-        G, D = build_gan(variant.arch, image, variant.arch_args)
+        G, D = variant_networks(variant_name, variant, image)
         if translates(G):
             why = f"architecture {variant.arch!r} translates between domains"
         elif is_conditional(G) or is_conditional(D) or has_classifier(D):
@@ -228,150 +453,6 @@ def check_per_class(variant_name: str, variant: VariantConfig, image: ImageSpec)
             f"variant {variant_name!r}: per_class trains one unconditional model per class, "
             f"but {why}"
         )
-
-
-def _train_per_class(
-    variant_name: str,
-    variant: VariantConfig,
-    seed: int,
-    manifest: dict[str, Any],
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    image: ImageSpec,
-    out_dir: Path,
-    params_path: str | Path,
-) -> Path:
-    """``train_variant`` for a per-class variant: class k's model is ``train_gan`` on the
-    images of class k alone with seed ``class_seed(seed, k)``, in ``out_dir/class_<k>/``, each
-    resuming from its own checkpoint. One MLflow run; class k's scalars as ``class<k>/...``."""
-    study = load_section("study", params_path)
-    cfg = load_section("train", params_path)
-    tracking = load_section("tracking", params_path)
-    check_per_class(variant_name, variant, image)
-    names = list(manifest["classes"])
-    if len(names) > MAX_CLASSES:
-        raise GanstudyError(f"per_class: {len(names)} classes; at most {MAX_CLASSES}")
-    subsets = [images[labels == k] for k in range(len(names))]  # (N_k, C, H, W) each
-    empty = [k for k, x in enumerate(subsets) if len(x) == 0]
-    if empty:
-        raise GanstudyError(f"per_class: classes {empty} have no training images")
-    classes = [
-        {
-            "class": k,
-            "name": names[k],
-            "folder": class_folder(k),
-            "seed": class_seed(seed, k),
-            "n_train": len(x),
-            "resume_key": resume_key(resolved_config(variant, cfg, class_seed(seed, k), image, x)),
-        }
-        for k, x in enumerate(subsets)
-    ]
-    resolved = {
-        **resolved_config(variant, cfg, seed, image, images),
-        "label_digest": tensor_digest(labels),  # the split into classes is part of the run
-        "per_class": classes,
-    }
-    key = hashlib.sha256("".join(c["resume_key"] for c in classes).encode()).hexdigest()[:16]
-
-    # Resume the MLflow run when every class's config, data and code are unchanged; a class
-    # without a checkpoint of its own config restarts in a clean folder.
-    previous = None
-    run_file = out_dir / RUN_FILE
-    if run_file.is_file() and read_json(run_file).get("resume_key") == key:
-        previous = read_json(run_file).get("run_id")
-    info = {
-        "seed": seed,
-        "classes": [c["class"] for c in classes],
-        "names": [c["name"] for c in classes],
-        "folders": [c["folder"] for c in classes],
-        "class_seeds": [c["seed"] for c in classes],
-        "n_train": [c["n_train"] for c in classes],
-    }
-
-    tags = {
-        "variant": variant_name,
-        "seed": str(seed),
-        "dataset": manifest["dataset"],
-        "arch": variant.arch,
-        "game": variant.game,
-        "study": study.name,
-        "per_class": "true",
-    }
-    with start_run(
-        tracking, study.name, run_name(variant_name, seed), tags, previous, params_path=params_path
-    ) as run:
-        # Only now: a tracking store that is down leaves the folder as it was.
-        _clear_stale(out_dir, classes, fresh=previous is None)
-        write_json(out_dir / PER_CLASS_FILE, info)
-        per_class = {  # one MLflow param per class and field, not one long string
-            f"class{c['class']}": {f: c[f] for f in ("name", "seed", "n_train")} for c in classes
-        }
-        dataset = manifest["dataset"]
-        run.log_params(
-            {**resolved, "per_class": per_class, "dataset": dataset, "n_train": len(images)}
-        )
-        write_json(out_dir / RUN_FILE, {"run_id": run.run_id, "resume_key": key})
-        generators, histories, rows = [], {}, []
-        resumed = run.run_id == previous
-        for c, x in zip(classes, subsets, strict=True):
-            G, history = _train_class(
-                run, c, x, image, variant_name, variant, cfg, out_dir, resumed
-            )
-            generators.append(G)
-            histories[f"class {c['class']} ({c['name']})"] = history
-            rows.append(_grid_row(G, variant.train_config(cfg).grid_size, seed))
-
-        # Export the pictures (a row of samples per class, the same z in every row), the
-        # config and the generators.
-        width = len(rows[0])
-        save_grid(torch.cat(rows), out_dir / SAMPLES_NAME, nrow=width)
-        save_loss_curves(histories, out_dir / LOSS_PLOT_NAME, run_name(variant_name, seed))
-        write_json(out_dir / CONFIG_FILE, resolved)
-        run.log_artifact(out_dir / LOSS_PLOT_NAME)
-        run.log_artifact(out_dir / SAMPLES_NAME)
-        run.log_artifact(out_dir / PER_CLASS_FILE)
-        for c, G in zip(classes, generators, strict=True):
-            run.log_generator(G, name=f"generator_class{c['class']}")
-    return out_dir
-
-
-def _clear_stale(out_dir: Path, classes: list[dict[str, Any]], fresh: bool) -> None:
-    """Remove the whole run folder (``fresh``), or the folders of classes whose checkpoint is
-    not of their current config."""
-    if fresh:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    for c in classes:
-        ckpt = out_dir / c["folder"] / CHECKPOINT_NAME
-        if not (ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == c["resume_key"]):
-            shutil.rmtree(out_dir / c["folder"], ignore_errors=True)
-
-
-def _train_class(
-    run: Run,
-    c: dict[str, Any],
-    images: torch.Tensor,
-    image: ImageSpec,
-    variant_name: str,
-    variant: VariantConfig,
-    cfg: TrainConfig,
-    out_dir: Path,
-    resumed: bool,
-) -> tuple[torch.nn.Module, pd.DataFrame]:
-    """Train (or resume, or find finished) class ``c``'s model on its ``images`` (N_k, C, H, W);
-    its final generator (eval mode) and history. ``resumed``: ``run`` is the MLflow run of an
-    earlier attempt (its logged steps are not logged again)."""
-    k, folder = c["class"], out_dir / c["folder"]
-
-    def on_samples(step: int, samples: torch.Tensor) -> None:
-        path = save_grid(samples, sample_grid_path(folder, step))
-        run.log_artifact(path, f"class{k}/{SAMPLES_DIR}")
-
-    sink = run.history_sink(resumed, prefix=f"class{k}/")
-    result = train_gan(
-        images, image, variant_name, variant, cfg, c["seed"], folder, sink, on_samples
-    )
-    copy_into(sample_grid_path(folder, result.step), folder / SAMPLES_NAME)
-    return result.G, result.history
 
 
 @torch.no_grad()
