@@ -1,6 +1,7 @@
 """Test environment: offline, quiet, and isolated from the user's stores and caches."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,6 +35,18 @@ from ganstudy._torchvision import ensure_torchvision_imports  # noqa: E402
 ensure_torchvision_imports()  # lets torchvision (and pytorch-fid) import on the CPU torch
 
 ROOT = Path(__file__).resolve().parents[1]
+_MLFLOW_TEMPLATE = _TMP / "mlflow-template.db"
+
+
+def fresh_mlflow_uri(folder: Path) -> str:
+    """An empty sqlite MLflow store in `folder`, copied from one made once per session: MLflow
+    builds a new store's schema with its alembic migrations (seconds), a copy takes milliseconds."""
+    if not _MLFLOW_TEMPLATE.exists():
+        import mlflow
+
+        mlflow.MlflowClient(f"sqlite:///{_MLFLOW_TEMPLATE}").search_experiments()
+    shutil.copyfile(_MLFLOW_TEMPLATE, folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
 
 
 def tiny_params() -> dict:

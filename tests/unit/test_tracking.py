@@ -13,12 +13,12 @@ import yaml
 from ganstudy import execution
 from ganstudy.config import TrackingConfig
 from ganstudy.tracking import PARENT_TAG, begin_study_run, end_study_run, start_run
-from tests.conftest import ROOT, tiny_params
+from tests.conftest import ROOT, fresh_mlflow_uri, tiny_params
 
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch) -> mlflow.MlflowClient:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_mlflow_uri(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for var in (execution.PARENT_RUN_ENV, execution.FLOW_RUN_ENV, "DVC_STAGE", "DVC_ROOT"):
         monkeypatch.delenv(var, raising=False)

@@ -13,6 +13,7 @@ from ganstudy.config import TrackingConfig
 from ganstudy.io import write_json
 from ganstudy.study.registry import candidates, primary_fid
 from ganstudy.tracking import Candidate, register_champion, start_run
+from tests.conftest import fresh_mlflow_uri
 
 
 class TinyG(torch.nn.Module):
@@ -28,7 +29,7 @@ class TinyG(torch.nn.Module):
 
 @pytest.fixture
 def cfg(tmp_path: Path, monkeypatch) -> TrackingConfig:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_mlflow_uri(tmp_path))
     monkeypatch.chdir(tmp_path)  # the execution key's params file: none here
     return TrackingConfig(uri="sqlite:///unused.db", artifacts=str(tmp_path / "artifacts"))
 
