@@ -55,11 +55,7 @@ def save_loss_curves(histories: dict[str, pd.DataFrame], path: str | Path, title
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def save_validation_curves(
@@ -78,16 +74,7 @@ def save_validation_curves(
         ax.fill_between(steps, mean - band, mean + band, color=line.get_color(), alpha=0.2)
         if chosen and label in chosen:
             ax.axvline(chosen[label], color=line.get_color(), linestyle=":", linewidth=1)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    return _save_lines(fig, ax, path, title, "iteration", ylabel, legend_size=8)
 
 
 def save_rate_curves(
@@ -113,11 +100,23 @@ def save_rate_curves(
     for value, text in marks or []:
         ax.axhline(value, color="grey", linestyle="--", linewidth=1)
         ax.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7)
+    return _save_lines(fig, ax, path, title, xlabel, ylabel, legend_size=7)
+
+
+def _save_lines(
+    fig, ax, path: str | Path, title: str, xlabel: str, ylabel: str, legend_size: int
+) -> Path:
+    """Axis labels, title, grid and legend of a one-panel line plot, then ``_save``."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=legend_size)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Lay out, write the PNG atomically, and free the figure even when writing fails."""
     fig.tight_layout()
     try:
         return write_with(path, lambda p: fig.savefig(p, format="png", dpi=100))
