@@ -128,7 +128,9 @@ def train_variant(
         )
     else:
         plan = _one_model(variant, cfg, seed, manifest, images, labels, image, out_dir, val_dir)
-    previous = _previous_run(plan, out_dir)
+    # Each checkpoint is read once here (a torch.load of the whole state), not once per question.
+    resumable = [_resumable(m) for m in plan.models]
+    previous = _previous_run(plan, out_dir, any(resumable))
     tags = {
         "variant": variant_name,
         "seed": str(seed),
@@ -146,7 +148,7 @@ def train_variant(
         previous,
         params_path=params_path,
     ) as run:
-        _train_run(run, previous, plan, variant_name, variant, cfg, seed, image, out_dir)
+        _train_run(run, previous, resumable, plan, variant_name, variant, cfg, seed, image, out_dir)
     return out_dir
 
 
@@ -251,11 +253,11 @@ def _one_per_class(
     return Plan(models, resolved, key, params, {"per_class": "true"}, info)
 
 
-def _previous_run(plan: Plan, out_dir: Path) -> str | None:
+def _previous_run(plan: Plan, out_dir: Path, any_resumable: bool) -> str | None:
     """The MLflow run of an earlier attempt (``run.json``) to resume: when the run's key is the
     same and some model has a checkpoint of its own config to resume; else None (a fresh start)."""
     run_file = out_dir / RUN_FILE
-    if not (run_file.is_file() and any(_resumable(m) for m in plan.models)):
+    if not (run_file.is_file() and any_resumable):
         return None
     record = read_json(run_file)
     return record.get("run_id") if record.get("resume_key") == plan.key else None
@@ -264,6 +266,7 @@ def _previous_run(plan: Plan, out_dir: Path) -> str | None:
 def _train_run(
     run: Run,
     previous: str | None,
+    resumable: list[bool],
     plan: Plan,
     variant_name: str,
     variant: VariantConfig,
@@ -274,10 +277,10 @@ def _train_run(
 ) -> None:
     """Train ``plan``'s models in the item's MLflow run ``run`` and export the run folder.
     ``previous``: the MLflow run of an earlier attempt (None: a fresh start, which clears the
-    whole run folder); a model without a checkpoint of its own config restarts in a clean
-    folder."""
+    whole run folder); ``resumable``: per model, whether its checkpoint can resume; a model
+    without a checkpoint of its own config restarts in a clean folder."""
     # Only now: a tracking store that is down leaves the folder as it was.
-    _clear_stale(out_dir, plan.models, fresh=previous is None)
+    _clear_stale(out_dir, plan.models, resumable, fresh=previous is None)
     if plan.per_class is not None:
         write_json(out_dir / PER_CLASS_FILE, plan.per_class)
     run.log_params(plan.params)
@@ -296,13 +299,13 @@ def _resumable(model: Model) -> bool:
     return ckpt.is_file() and load_checkpoint(ckpt).get("resume_key") == model.resume_key
 
 
-def _clear_stale(out_dir: Path, models: list[Model], fresh: bool) -> None:
+def _clear_stale(out_dir: Path, models: list[Model], resumable: list[bool], fresh: bool) -> None:
     """Remove the whole run folder (``fresh``), or the folders of models whose checkpoint is
-    not of their current config."""
+    not of their current config (``resumable`` False)."""
     if fresh:
         shutil.rmtree(out_dir, ignore_errors=True)
-    for model in models:
-        if not _resumable(model):
+    for model, ok in zip(models, resumable, strict=True):
+        if not ok:
             shutil.rmtree(model.folder, ignore_errors=True)
 
 
