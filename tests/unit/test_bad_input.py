@@ -220,3 +220,19 @@ def test_train_stage_on_a_truncated_train_npz(tmp_path, params_file):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}: corrupt or truncated .npz")
     assert "dvc checkout" in lines[0]
+
+
+def test_unknown_arch_args_key_stops_train_before_it_writes_or_tracks(tmp_path, params_file):
+    """A misspelt arch_args key is one line naming the variant and the accepted keys, before
+    the run folder or an MLflow run exists (was: run.json written, a run started)."""
+    from ganstudy.training.run import train_variant
+
+    data = tmp_path / "augmented"
+    _split(data)
+    params = yaml.safe_load(params_file.read_text())
+    variant = params["study"]["variants"][0]
+    params["variants"][variant]["arch_args"]["zdim"] = 3
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(GanstudyError, match=rf"variant '{variant}': arch_args .*'zdim'; accepted"):
+        train_variant(variant, 0, data, tmp_path / "run", params_file)
+    assert not (tmp_path / "run").exists()

@@ -58,6 +58,7 @@ from ganstudy.tracking import Run, start_run
 from ganstudy.training.checkpoint import resume_key, tensor_digest
 from ganstudy.training.loop import (
     TrainResult,
+    check_variant_args,
     resolve_device,
     resolved_config,
     train_gan,
@@ -114,6 +115,7 @@ def train_variant(
     cfg = load_section("train", params_path)
     tracking = load_section("tracking", params_path)
     variant = load_variant(variant_name, params_path)
+    check_variant_args(variant_name, variant)  # before anything is written or tracked
     out_dir = Path(out_dir)
 
     # Load data.
