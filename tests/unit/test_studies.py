@@ -14,6 +14,7 @@ from ganstudy.study.studies import (
     load_study,
     overrides,
     resolved_params,
+    set_values,
     study_folders,
     study_names,
 )
@@ -68,6 +69,34 @@ def test_dvc_command_sets_every_override_as_yaml():
     values = dict(a.split("=", 1) for a in args[6::2])
     assert yaml.safe_load(values["study.seeds"]) == [0, 1]
     assert yaml.safe_load(values["paths.report"]) == "report/variants-tiny"
+
+
+def test_a_key_params_yaml_lacks_is_added_then_removed_by_the_next_study(tmp_path):
+    """A size may set one variant's own train.iterations, a key params.yaml does not hold:
+    DVC's -S gets '++key' (add), and the next study run gets '~key' (delete) to undo it."""
+    import shutil
+    import subprocess
+
+    from ganstudy.study.studies import write_params
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "params.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "params"], check=True)
+    (tmp_path / "studies").mkdir()
+    for name, values in (("longer", {"variants.acgan.train.iterations": 7}), ("plain", {})):
+        study = {"kind": "variants", "title": name, "description": name, "params": values}
+        study["sizes"] = {size: {"train.iterations": 5} for size in SIZES}
+        (tmp_path / "studies" / f"{name}.yaml").write_text(yaml.safe_dump(study))
+    assert "++variants.acgan.train.iterations=7" in set_values("longer", "tiny", tmp_path)
+    write_params("longer", "tiny", tmp_path)
+    written = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert written["variants"]["acgan"]["train"] == {"iterations": 7}
+    assert "~variants.acgan.train.iterations" in set_values("plain", "tiny", tmp_path)
+    write_params("plain", "tiny", tmp_path)
+    written = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert "iterations" not in written["variants"]["acgan"].get("train", {})
 
 
 def test_experiment_names_never_collide():

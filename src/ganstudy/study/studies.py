@@ -206,10 +206,19 @@ def set_values(name: str, size: str, root: str | Path = ".") -> list[str]:
     resolved_params(name, size, root)  # fail here, with our message, not inside a stage
     values = overrides(name, size, root)
     workspace = flatten(read_yaml(Path(root) / PARAMS_FILE))
-    for key, value in flatten(target_params(name, size, root)).items():
+    target = flatten(target_params(name, size, root))
+    for key, value in target.items():
         if key not in values and workspace.get(key, value) != value:
             values[key] = value
-    return [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    # Hydra's override grammar, which DVC's -S speaks: '++' adds a key params.yaml lacks (e.g.
+    # one variant's own train.iterations), '~' deletes one an earlier study added.
+    sets = [f"{'' if _holds(workspace, k) else '++'}{k}={json.dumps(v)}" for k, v in values.items()]
+    return sets + [f"~{key}" for key in workspace if not _holds(target, key)]
+
+
+def _holds(flat: dict[str, Any], key: str) -> bool:
+    """Whether the flattened params have ``key`` as a leaf or as a section above leaves."""
+    return key in flat or any(k.startswith(f"{key}.") for k in flat)
 
 
 def dvc_command(
@@ -226,9 +235,14 @@ def dvc_command(
 def write_params(name: str, size: str, root: str | Path = ".") -> None:
     """Put the study's values at ``size`` into the workspace's params.yaml with DVC's own code
     for ``dvc exp run -S`` (comments and key order stay): what the study flow runs on."""
+    from dvc.exceptions import InvalidArgumentError
     from dvc.utils.hydra import apply_overrides
 
-    apply_overrides(Path(root) / PARAMS_FILE, set_values(name, size, root))
+    values = set_values(name, size, root)
+    try:
+        apply_overrides(Path(root) / PARAMS_FILE, values)
+    except InvalidArgumentError as err:  # DVC's message alone does not name the value
+        raise GanstudyError(f"study {name} ({size}): params.yaml refused {values}: {err}") from err
 
 
 def shell_line(args: list[str]) -> str:
