@@ -160,3 +160,18 @@ def test_a_study_comes_back_without_retraining(pages, project):
     assert result.returncode == 0, result.stderr[-2000:]
     tables = (report / "index.md").read_text().split("## How this report was made")[0]
     assert tables == pages["augmentation"].split("## How this report was made")[0]
+
+
+def test_augmentation_results_page_times_its_per_class_generators(pages, project):
+    """The augmentation study's dcgan-perclass runs keep one timing.json per class folder:
+    publishing its page sums them (it refused the page before: "run folders lack timing.json")."""
+    result = study_run(project, "augmentation")  # restores it if a later test moved away
+    assert result.returncode == 0, result.stderr[-2000:]
+    cmd = [sys.executable, "-m", "ganstudy.cli", "study", "publish", "augmentation"]
+    result = subprocess.run(
+        [*cmd, "--size", "tiny"], cwd=project, env=ENV, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = (project / "docs" / "results" / "augmentation" / "index.md").read_text()
+    assert "training time" in page and "in 4 runs" in page  # 2 variants x 2 seeds
+    assert "classic +24, synthetic +24 vs classic +48" in page

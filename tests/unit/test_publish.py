@@ -60,3 +60,25 @@ def test_a_failing_size_replaces_nothing(project):
 def test_an_unknown_size_is_one_clear_error(project):
     with pytest.raises(GanstudyError, match="no size 'huge'"):
         publish("sgan", ["huge"], project)
+
+
+def test_a_per_class_run_took_its_classes_time_summed(tmp_path):
+    """A per-class run (Frid-Adar's DCGAN per class) keeps a timing.json per class folder: the
+    page's training time adds them up; a class without its record leaves the run untimed."""
+    from ganstudy.io import write_json
+    from ganstudy.study.publish import run_timing
+
+    run = tmp_path / "dcgan-perclass" / "0"
+    write_json(run / "per_class.json", {"folders": ["class_0", "class_1"]})
+    common = {"device": "cpu", "threads": 1, "torch": "2", "machine": "m", "git_commit": "abc"}
+    write_json(
+        run / "class_0" / "timing.json", {**common, "seconds": 2.0, "sessions": 1, "iterations": 5}
+    )
+    assert run_timing(run) is None  # class_1 has not trained yet
+    write_json(
+        run / "class_1" / "timing.json", {**common, "seconds": 3.5, "sessions": 2, "iterations": 5}
+    )
+    timing = run_timing(run)
+    assert (timing["seconds"], timing["sessions"], timing["iterations"]) == (5.5, 2, 10)
+    assert timing["git_commit"] == "abc" and timing["machine"] == "m"
+    assert run_timing(tmp_path / "acgan" / "0") is None  # no run there

@@ -23,7 +23,13 @@ import pandas as pd
 from ganstudy.config import Params
 from ganstudy.errors import GanstudyError
 from ganstudy.io import atomic_dir, read_csv, read_json, write_text
-from ganstudy.names import HEAD_VAL_METRIC, HISTORY_NAME, MANIFEST_NAME, TIMING_FILE
+from ganstudy.names import (
+    HEAD_VAL_METRIC,
+    HISTORY_NAME,
+    MANIFEST_NAME,
+    PER_CLASS_FILE,
+    TIMING_FILE,
+)
 from ganstudy.pages import Page
 from ganstudy.plots import save_validation_curves
 from ganstudy.report import collect_runs
@@ -78,11 +84,11 @@ def _timings(models_dir: Path, params: Params, name: str, size: str) -> list[dic
     found, missing = [], []
     for variant in params.study.variants:
         for seed in params.study.seeds:
-            path = models_dir / variant / str(seed) / TIMING_FILE
-            if path.is_file():
-                found.append({"variant": variant, **read_json(path)})
+            run_dir = models_dir / variant / str(seed)
+            if (timing := run_timing(run_dir)) is not None:
+                found.append({"variant": variant, **timing})
             else:
-                missing.append(path)
+                missing.append(run_dir / TIMING_FILE)
     if missing:
         raise GanstudyError(
             f"{name} size {size}: {len(missing)} run folders lack {TIMING_FILE} (first: "
@@ -90,6 +96,27 @@ def _timings(models_dir: Path, params: Params, name: str, size: str) -> list[dic
             "them from the size's DVC experiment without retraining"
         )
     return found
+
+
+def run_timing(run_dir: Path) -> dict[str, Any] | None:
+    """A run folder's timing record, None if it has none. A per-class run (one generator per
+    class, each in its ``class_<k>/`` with its own ``timing.json``) took its classes' seconds
+    summed; None if a class lacks its record."""
+    if (run_dir / TIMING_FILE).is_file():
+        return read_json(run_dir / TIMING_FILE)
+    if not (run_dir / PER_CLASS_FILE).is_file():
+        return None
+    paths = [run_dir / f / TIMING_FILE for f in read_json(run_dir / PER_CLASS_FILE)["folders"]]
+    if not all(p.is_file() for p in paths):
+        return None
+    classes = [read_json(p) for p in paths]
+    return {
+        **classes[0],
+        "seconds": sum(c["seconds"] for c in classes),
+        "sessions": max(c["sessions"] for c in classes),
+        "iterations": sum(c["iterations"] for c in classes),  # generator updates, all classes
+        "git_commit": ", ".join(sorted({str(c.get("git_commit")) for c in classes})),
+    }
 
 
 def _made_with(name: str, size: str, params: Params, root: Path) -> list[list[str]]:
