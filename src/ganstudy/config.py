@@ -116,8 +116,9 @@ class TrainConfig(Section):
     instance_noise: float = Field(0.0, ge=0.0, allow_inf_nan=False)  # initial std (data in [-1,1])
     # EMA of G's weights and BatchNorm statistics, updated after every G step; what is scored.
     ema_beta: float | None = Field(None, gt=0.0, lt=1.0)  # decay per G step, e.g. 0.999; None = off
-    # bf16: the steps run under torch.autocast in bfloat16 (GPUs with bf16; slow on most CPUs).
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # bf16: the steps run under torch.autocast in bfloat16; auto: bf16 where the device computes
+    # it natively (device.resolve_precision), else fp32; config.json records which ran.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     compile: bool = False  # torch.compile G and D (worth it on GPU; minutes of compiling on CPU)
     # NHWC memory format for G, D and the training images (oneDNN's and cuDNN's faster layout for
     # convolutions; other numbers than NCHW, to round-off): benchmarks/README.md has the measure.

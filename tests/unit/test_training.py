@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
+from ganstudy.device import CPU_BF16_CHECKS, resolve_precision
 from ganstudy.errors import GanstudyError
 from ganstudy.losses import GAMES, Labelled, NonSaturating, build_game
 from ganstudy.metrics.evaluate import generate
@@ -425,3 +426,24 @@ def test_bf16_autocast_trains_with_finite_losses(images, tmp_path):
     result = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2, precision="bf16"), 0, tmp_path)
     assert result.history[["Loss/D", "Loss/G"]].notna().all().all()
     assert all(p.dtype == torch.float32 for p in result.G.parameters())  # weights stay fp32
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(native, monkeypatch):
+    for check in CPU_BF16_CHECKS:
+        monkeypatch.setattr(torch.cpu, check, lambda n=native: n, raising=False)
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"  # as named, whatever the CPU
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_a_run_records_and_trains_in_the_precision_auto_resolves_to(images, tmp_path, monkeypatch):
+    for check in CPU_BF16_CHECKS:
+        monkeypatch.setattr(torch.cpu, check, lambda: True, raising=False)
+    auto = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2, precision="auto"), 0, tmp_path / "a")
+    saved = load_checkpoint(tmp_path / "a" / CHECKPOINT_NAME)
+    assert saved["config"]["train"]["precision"] == "bf16"  # what ran, not "auto"
+    bf16 = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2, precision="bf16"), 0, tmp_path / "b")
+    fp32 = train_gan(images, IMAGE, "dcgan", VARIANT, cfg(2, precision="fp32"), 0, tmp_path / "c")
+    assert auto.history["Loss/D"].tolist() == bf16.history["Loss/D"].tolist()
+    assert auto.history["Loss/D"].tolist() != fp32.history["Loss/D"].tolist()

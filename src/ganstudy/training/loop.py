@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ganstudy.config import OptimizerConfig, TrainConfig, VariantConfig
-from ganstudy.device import make_deterministic, resolve_device
+from ganstudy.device import make_deterministic, resolve_device, resolve_precision
 from ganstudy.errors import GanstudyError
 from ganstudy.io import read_csv, write_with
 from ganstudy.losses import GAMES, Batch, Game, Stats, build_game
@@ -70,9 +70,12 @@ def resolved_config(
     """Everything that determines a training run, the training data's digest included (and the
     labels' for an architecture that trains on them; how many images are originals, for a run
     that draws labelled images from them)."""
+    train = variant.train_config(cfg)
+    # The precision that runs, not "auto": a record says what ran, and a run resumes only in it.
+    precision = resolve_precision(train.precision, resolve_device(train.device))
     resolved = {
         "variant": variant.model_dump(mode="json"),
-        "train": variant.train_config(cfg).model_dump(mode="json"),
+        "train": train.model_copy(update={"precision": precision}).model_dump(mode="json"),
         "seed": seed,
         "image": [image.channels, image.size, image.num_classes],
         "data_digest": tensor_digest(images),
@@ -395,7 +398,8 @@ def train_gan(
     if cfg.compile:
         G.compile()
         D.compile()
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
+    bf16 = resolved["train"]["precision"] == "bf16"
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=bf16)
 
     # Train.
     G.train()
