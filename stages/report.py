@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         load_section("study", args.params),
         load_section("tracking", args.params),
         args.params,
+        load_section("download", args.params).dataset,
     )
 
 

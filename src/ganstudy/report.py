@@ -100,13 +100,15 @@ def build_report(
     study: StudyConfig,
     tracking: TrackingConfig | None = None,
     params_path: str | Path | None = None,
+    dataset: str | None = None,
 ) -> Path:
     """Write ``index.md``, ``index.html``, ``runs.csv``, ``summary.csv`` and figures; with
     ``cfg.study``, the study file's section (its tables, tests and published numbers) first.
     Given the stage's ``params_path`` (the report stage of a study execution, not a page rebuilt
     from disk), it also registers the champion generator, and logs the table's per-variant
     means and the report folder into the execution's MLflow parent run and closes it (a store
-    that is down keeps the last report)."""
+    that is down keeps the last report). ``dataset`` (``download.dataset``) picks the study's
+    published numbers set beside ours (``study_section``)."""
     from ganstudy.study.pages import study_section
     from ganstudy.study.provenance import provenance
     from ganstudy.study.studies import load_study
@@ -128,7 +130,7 @@ def build_report(
     with atomic_dir(out_dir) as tmp:
         section = None
         if study_file is not None:
-            section = study_section(study_file, runs, metrics_dir, tmp, cfg.confidence)
+            section = study_section(study_file, runs, metrics_dir, tmp, cfg.confidence, dataset)
             for name, table in section.tables.items():
                 table.to_csv(tmp / f"{name}.csv", index=False)
         # Figures: loss curves per variant (seeds overlaid) and a sample grid per run.

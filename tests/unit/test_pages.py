@@ -326,6 +326,24 @@ def test_variants_section_ranks_welch_and_published(tmp_path):
         assert note in text and "26.50" in text
 
 
+def test_published_numbers_of_our_dataset_only(tmp_path):
+    """Lucic's MNIST FIDs are not set beside our Fashion-MNIST runs; a study whose sources used
+    none of our datasets keeps all its numbers (the augmentation study's proxy)."""
+    published = [
+        Published(row="dcgan", metric="fid", value=6.7, dataset="MNIST", source="Lucic"),
+        Published(row="dcgan", metric="fid", value=26.5, dataset="Fashion-MNIST", source="Lucic"),
+    ]
+    study = _study("variants", "dcgan", published)
+    section = study_section(study, _variant_runs(), tmp_path, tmp_path, 0.95, "fashion-mnist")
+    table = section.tables["variants"].set_index("variant")
+    assert table.loc["dcgan", "published (Fashion-MNIST)"] == "26.50"
+    assert "published (MNIST)" not in table.columns
+    assert list(section.tables["variants_published"]["dataset"]) == ["Fashion-MNIST"]
+    assert "6.70" not in section.markdown
+    section = study_section(study, _variant_runs(), tmp_path, tmp_path, 0.95, "digits")
+    assert list(section.tables["variants_published"]["dataset"]) == ["MNIST", "Fashion-MNIST"]
+
+
 def test_variants_no_winner_is_said(tmp_path):
     runs = _variant_runs()
     runs = runs[runs["variant"] != "lsgan"]

@@ -14,6 +14,7 @@ One section per study kind (``Study.kind``), each in its module over the shared 
   W, and Welch tests of each variant's FID against the NS GAN baseline.
 """
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,12 @@ from ganstudy.study.variants_page import variants_section
 
 
 def study_section(
-    study: Study, runs: pd.DataFrame, metrics_dir: Path, out_dir: Path, confidence: float
+    study: Study,
+    runs: pd.DataFrame,
+    metrics_dir: Path,
+    out_dir: Path,
+    confidence: float,
+    dataset: str | None = None,
 ) -> Section:
     """The study's section of the report, by ``study.kind``.
 
@@ -38,6 +44,8 @@ def study_section(
         metrics_dir: the metrics folder (the augmentation study reads ``downstream/`` in it).
         out_dir: the report folder being written; figures go to ``out_dir / "figures"``.
         confidence: two-sided level of every interval.
+        dataset: our runs' dataset (``download.dataset``): where the study publishes numbers
+            for it, those of its other datasets are not set beside ours.
     """
     for p in study.published:
         if RATE.match(p.metric) and not 0.0 <= p.value <= 1.0:
@@ -45,6 +53,7 @@ def study_section(
                 f"study {study.title!r}: published {p.row} {p.metric} = {p.value} is a rate; "
                 "write it as a fraction (e.g. 0.857), as our metrics are"
             )
+    study = published_for(study, dataset)
     if study.kind == "augmentation":
         return augmentation_section(study, Path(metrics_dir), Path(out_dir), confidence)
     if study.kind == "classifier":
@@ -52,3 +61,17 @@ def study_section(
     if study.kind == "variants":
         return variants_section(study, runs, confidence)
     raise GanstudyError(f"study kind {study.kind!r} has no report page")
+
+
+def published_for(study: Study, dataset: str | None) -> Study:
+    """The study with only the published numbers of ``dataset`` when it has some (Lucic's
+    Fashion-MNIST FIDs beside our Fashion-MNIST runs, not his MNIST ones). A study whose sources
+    used none of our datasets (the augmentation study's private CT lesions beside its proxy)
+    keeps them all: they are the only numbers there are to compare with."""
+    same = [p for p in study.published if dataset and _name(p.dataset) == _name(dataset)]
+    return study.model_copy(update={"published": same}) if same else study
+
+
+def _name(dataset: str) -> str:
+    """A dataset's name without case and punctuation: "Fashion-MNIST" is fashion-mnist."""
+    return re.sub(r"[^a-z0-9]", "", dataset.lower())

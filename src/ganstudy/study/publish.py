@@ -165,7 +165,9 @@ def _size_part(
     params = resolved_params(name, size, root)
     paths, confidence = params.paths, params.report.confidence
     runs = collect_runs(root / paths.metrics, params.study)
-    section = study_section(study, runs, root / paths.metrics, out / size, confidence)
+    section = study_section(
+        study, runs, root / paths.metrics, out / size, confidence, params.download.dataset
+    )
     # The section opens with the study's title and description: the page says them once.
     text = section.markdown.replace(f"## {study.title}\n\n{study.description.strip()}\n", "", 1)
     for _, rel in section.figures:
