@@ -1,5 +1,5 @@
-"""Pictures: sample grids, loss curves, validation curves and rate curves with confidence
-bands (PNG, written atomically)."""
+"""Pictures: sample grids, loss curves, validation curves, rate curves with confidence bands
+and per-seed spreads (PNG, written atomically)."""
 
 from pathlib import Path
 
@@ -101,6 +101,40 @@ def save_rate_curves(
         ax.axhline(value, color="grey", linestyle="--", linewidth=1)
         ax.annotate(text, (0.01, value), xycoords=("axes fraction", "data"), fontsize=7)
     return _save_lines(fig, ax, path, title, xlabel, ylabel, legend_size=7)
+
+
+def save_seed_spread(
+    values: dict[str, tuple[np.ndarray, float, float]],
+    path: str | Path,
+    title: str,
+    ylabel: str,
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    pair_labels: tuple[str, str] = ("recall", "precision"),
+) -> Path:
+    """Per label, its seeds' values as dots and their mean with its CI half-width as an error
+    bar: (values (S,), mean, half; NaN half = no bar). With ``pairs`` (label ->
+    x (S,), y (S,)), a second panel with one point per seed of each label."""
+    panels = 2 if pairs else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.0), squeeze=False)
+    ax = axes[0, 0]
+    for i, (ys, mean, half) in enumerate(values.values()):
+        jitter = np.linspace(-0.12, 0.12, len(ys)) if len(ys) > 1 else np.zeros(len(ys))
+        ax.scatter(i + jitter, ys, s=18, alpha=0.7, color=f"C{i}")
+        ax.errorbar(i + 0.3, mean, yerr=None if np.isnan(half) else half, fmt="o", color="k")
+    ax.set_xticks(range(len(values)), list(values), rotation=20)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    if pairs:
+        ax = axes[0, 1]
+        for i, (label, (x, y)) in enumerate(pairs.items()):
+            ax.scatter(x, y, s=22, color=f"C{i}", label=label)
+        ax.set_xlabel(pair_labels[0])
+        ax.set_ylabel(pair_labels[1])
+        ax.set_title("one point per seed", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
 
 
 def _save_lines(

@@ -1,4 +1,5 @@
 import math
+from unittest.mock import ANY
 
 import numpy as np
 import pandas as pd
@@ -324,6 +325,8 @@ def test_variants_section_ranks_welch_and_published(tmp_path):
     assert "lsgan beat the baseline dcgan on FID beyond the seed noise" in section.markdown
     for text in (section.markdown, section.html):
         assert note in text and "26.50" in text
+    assert section.figures == [(ANY, "figures/variants_spread.png")]
+    assert (tmp_path / "figures" / "variants_spread.png").stat().st_size > 0
 
 
 def test_published_numbers_of_our_dataset_only(tmp_path):

@@ -59,7 +59,7 @@ def study_section(
     if study.kind == "classifier":
         return classifier_section(study, runs, confidence)
     if study.kind == "variants":
-        return variants_section(study, runs, confidence)
+        return variants_section(study, runs, Path(out_dir), confidence)
     raise GanstudyError(f"study kind {study.kind!r} has no report page")
 
 

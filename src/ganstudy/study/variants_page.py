@@ -4,13 +4,15 @@ tests of each variant's FID against the NS GAN baseline."""
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ganstudy.errors import GanstudyError
 from ganstudy.pages import Section
-from ganstudy.stats import fid_ranks, format_ci, friedman_p, kendall_w, welch_test
+from ganstudy.plots import save_seed_spread
+from ganstudy.stats import fid_ranks, format_ci, friedman_p, kendall_w, mean_ci, welch_test
 from ganstudy.study.section import (
     SAME,
     StudyPage,
@@ -25,10 +27,11 @@ from ganstudy.study.studies import Study
 ALPHA = 0.05  # the significance level of the Welch tests (with the CI of the difference)
 
 
-def variants_section(study: Study, runs: pd.DataFrame, confidence: float) -> Section:
+def variants_section(study: Study, runs: pd.DataFrame, out_dir: Path, confidence: float) -> Section:
     """FID, KID, precision and recall per variant, FID ranks within seeds (mean, std, Kendall's
-    W), Welch tests of each variant's FID against ``study.baseline`` (lower FID is better).
-    Published metrics ``fid``, ``kid``, ``precision``, ``recall`` mean our columns of each."""
+    W), Welch tests of each variant's FID against ``study.baseline`` (lower FID is better), and
+    a figure of every seed's FID and precision/recall (``out_dir / "figures"``). Published
+    metrics ``fid``, ``kid``, ``precision``, ``recall`` mean our columns of each."""
     require(runs, ["variant", "seed"], "runs")
     columns = {
         "FID": _column(runs, lambda c: c.startswith("fid_")),
@@ -65,11 +68,41 @@ def variants_section(study: Study, runs: pd.DataFrame, confidence: float) -> Sec
             "published FIDs are: compare the order of the variants, not the values."
         )
     page.text(_agreement(kendall_w(ranks.to_numpy()), *ranks.shape))
+    _spread_figure(page, runs, variants, columns, Path(out_dir), confidence)
     if page.baseline(variants):
         values = {v: by_seed(runs[runs["variant"] == v], fid) for v in variants}
         _welch_tests(page, study.baseline or "", values)
     page.published("variants_published", variant_lookup(runs, aliases))
     return page.done()
+
+
+def _spread_figure(
+    page: StudyPage,
+    runs: pd.DataFrame,
+    variants: list[str],
+    columns: dict[str, str | None],
+    out_dir: Path,
+    confidence: float,
+) -> None:
+    """Every seed's FID per variant with the mean and its interval; precision against recall
+    per seed when both are measured: the spread the tables summarise."""
+    fid = columns["FID"] or ""
+    spread = {}
+    for v in variants:
+        values = by_seed(runs[runs["variant"] == v], fid).dropna()
+        mean, half, _ = mean_ci(values, confidence)
+        spread[v] = (values.to_numpy(), mean, half)
+    pairs = None
+    if columns["precision"] and columns["recall"]:
+        rows = {v: runs[runs["variant"] == v] for v in variants}
+        pairs = {
+            v: (r[columns["recall"]].to_numpy(), r[columns["precision"]].to_numpy())
+            for v, r in rows.items()
+        }
+    rel = "figures/variants_spread.png"
+    title = f"{fid} per seed (dots), mean and {confidence:.0%} CI (black)"
+    save_seed_spread(spread, out_dir / rel, title, "FID (lower is better)", pairs)
+    page.figure(f"{fid} of every seed, and precision against recall", rel)
 
 
 def _rank_cells(ranks: pd.DataFrame, variant: str) -> dict[str, Any]:
