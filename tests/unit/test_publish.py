@@ -1,6 +1,7 @@
 """Results pages: a size published later joins the sections published before (whose run folders
 may be gone), in the study's order of sizes; `--only` drops them; a failing size replaces
-nothing. The sections themselves come from run outputs (tests/integration/test_study_run.py)."""
+nothing; a note written beside the page is kept. The sections themselves come from run outputs
+(tests/integration/test_study_run.py)."""
 
 import shutil
 from pathlib import Path
@@ -46,6 +47,19 @@ def test_a_later_size_joins_the_sections_published_before(project):
     publish("sgan", ["full"], project, only=True)
     page = (out / "index.md").read_text()
     assert "section of pilot" not in page and not (out / "pilot").exists()
+
+
+def test_a_note_beside_the_page_is_kept(project):
+    """A README.md written by hand beside the page (what it answers) survives a new publish,
+    even with --only; the files publish owns are rewritten."""
+    out = publish("sgan", ["full"], project)
+    (out / "README.md").write_text("what the page answers\n")
+    (out / "extra").mkdir()
+    (out / "extra" / "plot.png").write_bytes(b"png")
+    publish("sgan", ["pilot"], project, only=True)
+    assert (out / "README.md").read_text() == "what the page answers\n"
+    assert (out / "extra" / "plot.png").is_file()
+    assert not (out / "full").exists() and "section of pilot" in (out / "index.md").read_text()
 
 
 def test_a_failing_size_replaces_nothing(project):

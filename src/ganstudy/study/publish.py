@@ -241,6 +241,19 @@ def _keep_published(study: Study, out_dir: Path, tmp: Path, named: list[str]) ->
     return kept
 
 
+def _keep_notes(study: Study, out_dir: Path, tmp: Path) -> None:
+    """Copy what publish does not write (a README.md saying what the page answers, written by
+    hand beside it): every entry but ``index.md``, ``lengths.csv`` and the sizes' folders."""
+    owned = {"index.md", LENGTHS_FILE, *study.sizes}
+    for entry in out_dir.iterdir():
+        if entry.name in owned:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, tmp / entry.name)
+        else:
+            shutil.copy2(entry, tmp / entry.name)
+
+
 def _assemble(study: Study, name: str, tmp: Path) -> list[str]:
     """``index.md`` and ``lengths.csv`` from the size folders in ``tmp``, in the study's order
     of sizes; returns the sizes on the page."""
@@ -273,8 +286,8 @@ def publish(
 ) -> Path:
     """Write ``docs/results/<name>/`` (``index.md``, ``lengths.csv``, a folder per size with its
     section and figures) from the named sizes' outputs on disk, keeping the sections of sizes
-    published before (unless ``only``); atomically: a size with missing results fails before
-    anything is replaced.
+    published before (unless ``only``) and any note beside them (a ``README.md``); atomically:
+    a size with missing results fails before anything is replaced.
     """
     if not sizes:
         raise GanstudyError("ganstudy study publish: name at least one --size")
@@ -289,5 +302,7 @@ def publish(
             _write_size(study, name, size, tmp, root)
         if not only and out_dir.is_dir():
             _keep_published(study, out_dir, tmp, sizes)
+        if out_dir.is_dir():
+            _keep_notes(study, out_dir, tmp)
         _assemble(study, name, tmp)
     return out_dir
